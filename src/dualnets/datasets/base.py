@@ -1,0 +1,56 @@
+"""The dataset record and shared preprocessing (train-only standardization, bias column)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Seeded train/test split.  Binary labels are +1/-1; multiclass keeps integer classes."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    task: Task
+
+    @property
+    def n(self) -> int:
+        return self.X_train.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.X_train.shape[1]
+
+
+def standardize(X_train: np.ndarray, X_test: np.ndarray, bias: bool = True):
+    """Scale features with the training mean and std; append a column of ones if ``bias``."""
+    mean = X_train.mean(axis=0)
+    std = X_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    out = [(X - mean) / std for X in (X_train, X_test)]
+    if bias:
+        out = [np.hstack([X, np.ones((X.shape[0], 1))]) for X in out]
+    return out
+
+
+def split(X: np.ndarray, y: np.ndarray, n_train: int | None, seed: int, test_fraction: float = 0.25):
+    """Seeded shuffle into train and test; ``n_train`` subsamples the training part."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(X.shape[0])
+    n_test = max(1, int(round(test_fraction * X.shape[0])))
+    test, train = order[:n_test], order[n_test:]
+    if n_train is not None:
+        if n_train < 2:
+            raise ValueError(f"n must be >= 2, got {n_train}")
+        if n_train > train.size:
+            raise ValueError(f"n = {n_train} exceeds the {train.size} training rows available")
+        train = train[:n_train]
+    return X[train], y[train], X[test], y[test]

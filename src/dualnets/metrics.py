@@ -1,0 +1,63 @@
+"""The one place that computes every reported number from the returned weights.
+
+Nothing here reads what a solver says about itself, except its status word, which is reported
+beside the certificate and never decides ``certified``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .certificate import GAP_TOL, VIOLATION_TOL, certify
+from .lifting import Lifting
+from .network import ParallelNet, nc_objective, norm_violation
+from .problem import Problem
+from .rebuild import block_norms, prune_blocks, rebuild_network
+from .result import Result
+
+
+def accuracy(net: ParallelNet, X: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of sign(f(X)) equal to y (labels +1/-1); NaN for regression targets."""
+    if not np.all(np.abs(y) == 1.0):
+        return float("nan")
+    return float(np.mean(np.where(net.predict(X) >= 0, 1.0, -1.0) == y))
+
+
+def network_metrics(problem: Problem, net: ParallelNet) -> dict:
+    """NC objective, norm feasibility and accuracies of a network on the problem."""
+    out = {
+        "network_objective": nc_objective(net, problem.X, problem.y, problem.beta),
+        "norm_violation": norm_violation(net),
+        "active_subnetworks": int(np.count_nonzero(np.abs(net.w3) * np.abs(net.w2).sum(axis=1))),
+        "train_accuracy": accuracy(net, problem.X, problem.y),
+        "test_accuracy": float("nan"),
+    }
+    if problem.X_test is not None:
+        out["test_accuracy"] = accuracy(net, problem.X_test, problem.y_test)
+    return out
+
+
+def evaluate(problem: Problem, result: Result, gap_tol: float = GAP_TOL,
+             violation_tol: float = VIOLATION_TOL, prune: bool = True) -> dict:
+    """Certificate, rebuilt-network objective and accuracy of one result, as a flat dict."""
+    row = {
+        "solver": result.solver, "model": result.model, "status": result.status,
+        "n_patterns": problem.n_patterns, "n": problem.n, "d": problem.d, "m1": problem.m1,
+        "depth": problem.depth, "beta": problem.beta,
+        "setup_seconds": result.setup_seconds, "solve_seconds": result.solve_seconds,
+        "warmup_seconds": result.warmup_seconds, "iterations": result.iterations,
+        "message": result.message,
+    }
+    if result.Z is not None and result.model == "relu":
+        lift = Lifting.from_problem(problem)
+        cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner,
+                       result.lam_outer, gap_tol, violation_tol)
+        row.update(cert.as_dict())
+        Z = prune_blocks(lift, problem.y, problem.beta, result.Z) if prune else result.Z
+        row["nonzero_blocks"] = int(np.count_nonzero(block_norms(lift, result.Z) > 0))
+        row["pruned_blocks"] = int(np.count_nonzero(block_norms(lift, Z) > 0))
+        row.update(network_metrics(problem, rebuild_network(lift, Z)))
+    elif result.network is not None:
+        row.update(network_metrics(problem, result.network))
+        row["objective"] = row["network_objective"]
+    return row

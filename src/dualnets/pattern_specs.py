@@ -1,0 +1,79 @@
+"""Pattern strategies named by a spec string such as ``random:200,exhaustive``.
+
+A spec is a comma-separated list applied left to right; each strategy receives the problem with
+the patterns gathered so far and returns the patterns to add.  Strategies register themselves
+in ``STRATEGIES`` (name -> function), so the CLI, the runner and the tests share one list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .exhaustive import exhaustive_patterns
+from .patterns import sample_patterns
+from .problem import Patterns, Problem
+
+
+@dataclass
+class SpecContext:
+    """What a strategy may use besides the problem: the seed and optional inputs."""
+
+    seed: int = 0
+    networks: list = field(default_factory=list)   # ParallelNet objects for "network"
+    log: list = field(default_factory=list)         # per-strategy records (e.g. dual-search rounds)
+
+
+Strategy = Callable[[Problem, str | None, SpecContext], Patterns]
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def strategy(name: str):
+    """Decorator registering a pattern strategy under ``name``."""
+    def wrap(fn: Strategy) -> Strategy:
+        STRATEGIES[name] = fn
+        return fn
+    return wrap
+
+
+@strategy("random")
+def _random(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns:
+    if arg is None:
+        raise ValueError("random patterns need a count, as in random:200")
+    try:
+        count = int(arg)
+    except ValueError:
+        raise ValueError(f"random:P needs an integer P, got {arg!r}") from None
+    if count < 1:
+        raise ValueError(f"random:P needs P >= 1, got {count}")
+    return sample_patterns(problem.X, problem.m1, count, ctx.seed, problem.depth)
+
+
+@strategy("exhaustive")
+def _exhaustive(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns:
+    return exhaustive_patterns(problem.X, problem.m1, problem.depth)
+
+
+def parse_spec(spec: str) -> list[tuple[str, str | None]]:
+    """``"random:5,network"`` -> ``[("random", "5"), ("network", None)]``, names checked."""
+    steps = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            raise ValueError(f"empty strategy in pattern spec {spec!r}")
+        name, _, arg = part.partition(":")
+        if name not in STRATEGIES:
+            raise ValueError(
+                f"unknown pattern strategy {name!r} in {spec!r}; choose from "
+                f"{', '.join(sorted(STRATEGIES))}")
+        steps.append((name, arg or None))
+    return steps
+
+
+def apply_spec(problem: Problem, spec: str, ctx: SpecContext | None = None) -> Problem:
+    """The problem over the patterns that ``spec`` generates (replacing any stored ones)."""
+    ctx = ctx or SpecContext()
+    current = problem.with_patterns(Patterns.empty(problem.m1, problem.n))
+    for name, arg in parse_spec(spec):
+        found = STRATEGIES[name](current, arg, ctx)
+        current = current.with_patterns(current.patterns.concat(found))
+    return current

@@ -1,0 +1,161 @@
+"""The convex program in cvxpy, solved by any installed conic solver (DESIGN.md section 2).
+
+The model is vectorised: with ``Z`` (d, G) and ``U = X Z`` (n, G), the inner cones are one
+elementwise constraint ``(2D - 1) * U >= 0``, the block outputs are ``H = (S D * U) M`` with
+``M`` the (G, B) group-to-block indicator, and the outer cones ``(2E - 1) * H >= 0``.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from ..lifting import Lifting
+from ..problem import Problem
+from ..result import Result
+from .base import Solver, register
+
+_STATUS = {
+    cp.OPTIMAL: "optimal",
+    cp.OPTIMAL_INACCURATE: "inaccurate",
+    cp.USER_LIMIT: "max_iterations",
+    cp.INFEASIBLE: "infeasible",
+    cp.INFEASIBLE_INACCURATE: "infeasible",
+    cp.UNBOUNDED: "error",
+    cp.UNBOUNDED_INACCURATE: "error",
+}
+
+
+class ConvexModel:
+    """The cvxpy problem of one :class:`Problem`, with handles on its constraints."""
+
+    def __init__(self, problem: Problem):
+        lift = Lifting.from_problem(problem)
+        self.lift = lift
+        d, G, B = problem.d, lift.n_groups, lift.n_blocks
+        tile = lambda a: np.concatenate([a, a]).T  # noqa: E731  (n, G) or (n, B)
+        self.Z = cp.Variable((d, G), name="Z")
+        U = problem.X @ self.Z
+        coef = tile(lift.coef)
+        out_weight = (lift.block_sign[:, None] * np.concatenate([lift.outer, lift.outer])).T
+        yhat = cp.sum(cp.multiply(coef * np.repeat(out_weight, lift.m1, axis=1), U), axis=1)
+        self.inner = cp.multiply(np.where(tile(lift.inner), 1.0, -1.0), U) >= 0
+        constraints = [self.inner]
+        self.outer = None
+        if problem.depth == 3:
+            M = sp.kron(sp.eye(B), np.ones((lift.m1, 1)), format="csc")
+            H = cp.multiply(coef, U) @ M
+            self.outer = cp.multiply(np.where(tile(lift.outer), 1.0, -1.0), H) >= 0
+            constraints.append(self.outer)
+        objective = 0.5 * cp.sum_squares(yhat - problem.y) + problem.beta * cp.sum(
+            cp.norm(self.Z, 2, axis=0))
+        self.problem = cp.Problem(cp.Minimize(objective), constraints)
+
+    def duals(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Multipliers in the Lifting layout: inner (G, n), outer (B, n)."""
+        lam_in = None if self.inner.dual_value is None else np.asarray(self.inner.dual_value).T
+        lam_out = None
+        if self.outer is not None and self.outer.dual_value is not None:
+            lam_out = np.asarray(self.outer.dual_value).T
+        return lam_in, lam_out
+
+
+class CvxpySolver(Solver):
+    """Interior-point (or SCS) solve of the exact program through cvxpy.
+
+    Parameters
+    ----------
+    tol : float
+        Relative tolerance handed to the backend (gap and feasibility).
+    max_iters : int
+    options : extra keyword arguments for the backend, e.g. ``direct_solve_method="qdldl"``.
+    """
+
+    backend: str = "CLARABEL"
+
+    def __init__(self, tol: float = 1e-8, max_iters: int = 500, verbose: bool = False, **options):
+        if tol <= 0:
+            raise ValueError(f"tol must be > 0, got {tol}")
+        self.tol, self.max_iters, self.verbose, self.options = tol, int(max_iters), verbose, options
+
+    def supports(self, problem: Problem) -> tuple[bool, str]:
+        return backend_available(self.backend)
+
+    def backend_options(self) -> dict:
+        tol, it = self.tol, self.max_iters
+        return {
+            "CLARABEL": dict(tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, max_iter=it),
+            "ECOS": dict(abstol=tol, reltol=tol, feastol=tol, max_iters=it),
+            "SCS": dict(eps_abs=tol, eps_rel=tol, max_iters=100 * it),
+            "MOSEK": {},
+        }[self.backend] | self.options
+
+    def solve(self, problem: Problem) -> Result:
+        ok, why = self.supports(problem)
+        if not ok:
+            raise ValueError(f"{self.name} cannot solve this problem: {why}")
+        start = time.perf_counter()
+        model = ConvexModel(problem)
+        build = time.perf_counter() - start
+        try:
+            start = time.perf_counter()
+            model.problem.solve(solver=self.backend, verbose=self.verbose, **self.backend_options())
+            wall = time.perf_counter() - start
+        except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
+            return Result(self.name, "error", setup_seconds=build, message=str(exc).splitlines()[0])
+        compile_seconds = float(model.problem.compilation_time or 0.0)
+        stats = model.problem.solver_stats
+        status = _STATUS.get(model.problem.status, "error")
+        Z = None if model.Z.value is None else np.asarray(model.Z.value).T.copy()
+        lam_in, lam_out = model.duals()
+        return Result(
+            self.name, status, Z=Z, lam_inner=lam_in, lam_outer=lam_out,
+            setup_seconds=build + compile_seconds, solve_seconds=wall - compile_seconds,
+            iterations=int(stats.num_iters or 0), message=str(model.problem.status),
+            info={"backend_solve_seconds": stats.solve_time},
+        )
+
+
+@lru_cache(maxsize=None)
+def backend_available(backend: str) -> tuple[bool, str]:
+    """Whether cvxpy can use ``backend`` here, and if not, why (MOSEK needs a license)."""
+    if backend not in cp.installed_solvers():
+        return False, f"{backend} is not installed (pip install {backend.lower()})"
+    if backend == "MOSEK":
+        x = cp.Variable()
+        try:
+            cp.Problem(cp.Minimize(cp.abs(x - 1))).solve(solver="MOSEK")
+        except Exception as exc:  # noqa: BLE001 - any license or runtime failure means "skip"
+            return False, f"MOSEK is installed but cannot run: {str(exc).splitlines()[0]}"
+    return True, ""
+
+
+@register
+class ClarabelSolver(CvxpySolver):
+    name = "clarabel"
+    backend = "CLARABEL"
+
+
+@register
+class EcosSolver(CvxpySolver):
+    name = "ecos"
+    backend = "ECOS"
+
+
+@register
+class ScsSolver(CvxpySolver):
+    name = "scs"
+    backend = "SCS"
+
+    def __init__(self, tol: float = 1e-7, max_iters: int = 1000, **kwargs):
+        super().__init__(tol=tol, max_iters=max_iters, **kwargs)
+
+
+@register
+class MosekSolver(CvxpySolver):
+    name = "mosek"
+    backend = "MOSEK"
