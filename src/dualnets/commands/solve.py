@@ -12,7 +12,7 @@ import argparse
 from ..io import load_problem
 from ..metrics import evaluate
 from ..pattern_specs import SpecContext, apply_spec
-from ..solvers import available_solvers, get_solver
+from ..registry import available_solvers, get_solver
 from .common import print_table, write_json
 
 JSON_KEYS = ("objective", "dual_objective", "gap", "relative_gap", "constraint_violation",

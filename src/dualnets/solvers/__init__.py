@@ -1,6 +1,6 @@
-"""Solvers of the convex program; importing this package fills the registry."""
+"""Solvers of the convex program (one module each); see :mod:`dualnets.registry`."""
 
-from . import cvxpy_solver  # noqa: F401  (registers clarabel, ecos, scs, mosek)
-from .base import Solver, available_solvers, get_solver, register
+from ..registry import available_solvers, get_solver, register
+from .base import Solver
 
 __all__ = ["Solver", "available_solvers", "get_solver", "register"]

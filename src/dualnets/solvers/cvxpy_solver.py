@@ -8,6 +8,7 @@ elementwise constraint ``(2D - 1) * U >= 0``, the block outputs are ``H = (S D *
 from __future__ import annotations
 
 import time
+import warnings
 from functools import lru_cache
 
 import cvxpy as cp
@@ -17,7 +18,8 @@ import scipy.sparse as sp
 from ..lifting import Lifting
 from ..problem import Problem
 from ..result import Result
-from .base import Solver, register
+from ..registry import register
+from .base import Solver
 
 _STATUS = {
     cp.OPTIMAL: "optimal",
@@ -103,7 +105,10 @@ class CvxpySolver(Solver):
         build = time.perf_counter() - start
         try:
             start = time.perf_counter()
-            model.problem.solve(solver=self.backend, verbose=self.verbose, **self.backend_options())
+            with warnings.catch_warnings():   # "inaccurate" is reported as a status instead
+                warnings.simplefilter("ignore", UserWarning)
+                model.problem.solve(solver=self.backend, verbose=self.verbose,
+                                    **self.backend_options())
             wall = time.perf_counter() - start
         except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
             return Result(self.name, "error", setup_seconds=build, message=str(exc).splitlines()[0])
