@@ -12,10 +12,12 @@ from typing import Callable
 from .base import Dataset
 from .breast_cancer import breast_cancer
 from .planted import planted
+from .wine import wine
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "planted": planted,
     "breast_cancer": breast_cancer,
+    "wine": wine,
 }
 
 
