@@ -18,6 +18,7 @@ open one, whose cone constraints it satisfies with the same outputs.
 from __future__ import annotations
 
 from itertools import combinations
+from math import comb
 
 import numpy as np
 from scipy.optimize import linprog
@@ -25,7 +26,7 @@ from scipy.optimize import linprog
 from .problem import Patterns
 
 MAX_CELLS = 400
-MAX_LPS = 200_000
+MAX_LPS = 30_000   # about 10-30 s of LPs: enough for n <= 12 with d = 2, or n <= 6 with d = 3
 _TOL = 1e-10
 
 
@@ -75,6 +76,12 @@ def _points_around_ray(Y: np.ndarray, ray: np.ndarray) -> list[np.ndarray]:
     return points
 
 
+def max_cells(X: np.ndarray) -> int:
+    """Upper bound ``2 sum_{k < r} C(n - 1, k)`` on the number of cells (r = rank of X)."""
+    n, r = X.shape[0], int(np.linalg.matrix_rank(X))
+    return 2 * sum(comb(n - 1, k) for k in range(r)) if r > 0 else 1
+
+
 def arrangement_cells(X: np.ndarray) -> np.ndarray:
     """All distinct masks ``1[X w >= 0]`` of open cells, shape (C, n) bool."""
     X = np.asarray(X, dtype=np.float64)
@@ -112,12 +119,17 @@ def exhaustive_patterns(X: np.ndarray, m1: int, depth: int = 3) -> Patterns:
     n = X.shape[0]
     if m1 > 2:
         raise TooLargeToEnumerate(f"exhaustive enumeration supports m1 <= 2, got m1 = {m1}")
+    bound = max_cells(X)
+    if bound > MAX_CELLS:
+        raise TooLargeToEnumerate(
+            f"too many activation regions to enumerate (up to {bound} > {MAX_CELLS}); "
+            f"use sampled patterns (random:P) for n = {n}, d = {X.shape[1]}")
     cells = arrangement_cells(X)
     C = cells.shape[0]
     if C > MAX_CELLS:
         raise TooLargeToEnumerate(
             f"too many activation regions to enumerate ({C} > {MAX_CELLS}); "
-            "use sampled patterns (random:P) for n = {n}, d = {X.shape[1]}")
+            f"use sampled patterns (random:P) for n = {n}, d = {X.shape[1]}")
     ones = np.ones(n, bool)
     inner, signs, outer = [], [], []
     for D in cells:
@@ -127,7 +139,8 @@ def exhaustive_patterns(X: np.ndarray, m1: int, depth: int = 3) -> Patterns:
     if m1 == 2 and depth == 3:
         if C * C * C > MAX_LPS:
             raise TooLargeToEnumerate(
-                f"too many outer masks to enumerate ({C} regions, up to {C ** 3} LPs > {MAX_LPS})")
+                f"too many outer masks to enumerate ({C} regions, up to {C ** 3} LPs > {MAX_LPS}); "
+                "use m1 = 1, fewer rows, or sampled patterns (random:P)")
         for a, b in combinations(range(C), 2):     # signs (+, +): E = 1
             inner.append(np.stack([cells[a], cells[b]]))
             signs.append(np.ones(2, np.int8))

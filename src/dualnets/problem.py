@@ -93,11 +93,28 @@ class Patterns:
             np.concatenate([self.outer, other.outer]),
         ).unique()
 
+    def canonical(self) -> Patterns:
+        """The same patterns with the neurons of each one in a fixed order.
+
+        A pattern does not depend on the order of its neurons, so sorting them (by sign, then
+        mask) lets :meth:`unique` see permuted copies as the duplicates they are.
+        """
+        P, m1, n = self.inner.shape
+        if P == 0 or m1 == 1:
+            return self
+        bits = np.concatenate([(self.inner_sign < 0)[:, :, None], self.inner], axis=2)
+        packed = np.ascontiguousarray(np.packbits(bits, axis=2))
+        order = np.argsort(packed.view(np.dtype((np.void, packed.shape[2])))[..., 0], axis=1,
+                           kind="stable")
+        rows = np.arange(P)[:, None]
+        return Patterns(self.inner[rows, order], self.inner_sign[rows, order], self.outer.copy())
+
     def unique(self) -> Patterns:
-        """Remove duplicate patterns (first occurrence kept)."""
+        """Canonical neuron order, duplicates removed (first occurrence kept)."""
         P = self.n_patterns
         if P == 0:
             return self
+        self = self.canonical()
         key = np.concatenate(
             [self.inner.reshape(P, -1), self.inner_sign.reshape(P, -1) > 0, self.outer], axis=1)
         _, first = np.unique(np.packbits(key, axis=1), axis=0, return_index=True)
