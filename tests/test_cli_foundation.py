@@ -67,6 +67,8 @@ def test_solve_patterns_spec_replaces_stored(problem_file, tmp_path):
     (["make-problem", "--dataset", "breast_cancer", "--beta", "-1", "-o", "{tmp}/x.npz"],
      "beta must be > 0"),
     (["solve"], "the following arguments are required"),
+    (["solve", "{problem}", "--solver-option", "foo"], "--solver-option needs KEY=VALUE"),
+    (["solve", "{problem}", "--solver-option", "bar=2"], "unrecognized solver setting 'bar'"),
 ])
 def test_bad_input_one_line_exit_2(argv, match, problem_file, tmp_path, capsys):
     np.savez(tmp_path / "nokeys.npz", X=np.ones((3, 2)))

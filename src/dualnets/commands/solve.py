@@ -11,6 +11,7 @@ import argparse
 
 from ..io import load_problem
 from ..metrics import evaluate
+from ..network import ParallelNet
 from ..pattern_specs import SpecContext, apply_spec
 from ..registry import available_solvers, get_solver
 from .common import print_table, write_json
@@ -27,19 +28,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patterns", metavar="SPEC",
                         help="replace the stored patterns: random:P, exhaustive, ...")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampled patterns")
+    parser.add_argument("--networks", nargs="+", metavar="FILE",
+                        help="trained networks (.npz, e.g. from `dualnets train --save-network`) "
+                             "for the `network` pattern strategy")
     parser.add_argument("--json", metavar="OUT.json", help="write the result as JSON")
+    parser.add_argument("--solver-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="hyperparameter of the solver, repeatable: tol=1e-9, max_iters=200, "
+                             "direct_solve_method=qdldl (Clarabel), ...")
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``["tol=1e-9", "direct_solve_method=qdldl"]`` -> ``{"tol": 1e-9, ...}`` (numbers parsed)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--solver-option needs KEY=VALUE, got {pair!r}")
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                continue
+        options[key] = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
-    solver = get_solver(args.solver)
+    try:
+        solver = get_solver(args.solver, **parse_options(args.solver_option))
+    except TypeError as exc:
+        raise ValueError(f"bad --solver-option for {args.solver!r}: {exc}") from None
     problem = load_problem(args.problem)
+    ctx = SpecContext(seed=args.seed, networks=[ParallelNet.load(f) for f in args.networks or []])
     if args.patterns:
-        problem = apply_spec(problem, args.patterns, SpecContext(seed=args.seed))
+        problem = apply_spec(problem, args.patterns, ctx)
     problem.require_patterns()
     ok, why = solver.supports(problem)
     if not ok:
         raise ValueError(f"solver {args.solver!r} cannot solve this problem: {why}")
     row = evaluate(problem, solver.solve(problem))
+    if ctx.log:
+        row["pattern_log"] = ctx.log   # e.g. the dual-search rounds
     for key in JSON_KEYS:
         row.setdefault(key, float("nan") if key not in ("certified",) else False)
     print_table([row], ["solver", "status", "objective", "dual_objective", "relative_gap",

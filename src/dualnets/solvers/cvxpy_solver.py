@@ -110,6 +110,8 @@ class CvxpySolver(Solver):
                 model.problem.solve(solver=self.backend, verbose=self.verbose,
                                     **self.backend_options())
             wall = time.perf_counter() - start
+        except TypeError as exc:          # cvxpy's word for an unknown backend setting
+            raise ValueError(f"{self.name}: {exc}") from None
         except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
             return Result(self.name, "error", setup_seconds=build, message=str(exc).splitlines()[0])
         compile_seconds = float(model.problem.compilation_time or 0.0)
