@@ -14,10 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/dualnets make-problem --dataset breast_cancer --n 200 --patterns random:40 \
-		--m1 2 --beta 1 --seed 0 -o build/demo/breast_cancer.npz
-	$(VENV)/bin/dualnets solve build/demo/breast_cancer.npz --solver clarabel \
-		--json build/demo/breast_cancer.json
+	$(VENV)/bin/dualnets compare --dataset breast_cancer
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

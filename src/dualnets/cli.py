@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("solve", "make_problem")
+COMMANDS = ("solve", "make_problem", "datasets", "sweep", "report", "compare", "train")
 EXIT_BAD_INPUT = 2
 
 

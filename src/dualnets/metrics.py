@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .certificate import GAP_TOL, VIOLATION_TOL, certify
+from .gated import gated_certificate
 from .lifting import Lifting
 from .network import ParallelNet, nc_objective, norm_violation
 from .problem import Problem
@@ -57,6 +58,12 @@ def evaluate(problem: Problem, result: Result, gap_tol: float = GAP_TOL,
         row["nonzero_blocks"] = int(np.count_nonzero(block_norms(lift, result.Z) > 0))
         row["pruned_blocks"] = int(np.count_nonzero(block_norms(lift, Z) > 0))
         row.update(network_metrics(problem, rebuild_network(lift, Z)))
+    elif result.Z is not None and result.model == "gated":
+        # the gated relaxation is another model: its own objective and group-lasso gap
+        lift = Lifting.from_problem(problem)
+        row.update(gated_certificate(lift, problem.y, problem.beta, result.Z, gap_tol).as_dict())
+        row["objective_kind"] = "gated relaxation (masks as fixed features), not the ReLU program"
+        row["nonzero_blocks"] = int(np.count_nonzero(block_norms(lift, result.Z) > 0))
     elif result.network is not None:
         row.update(network_metrics(problem, result.network))
         row["objective"] = row["network_objective"]

@@ -54,6 +54,36 @@ def _exhaustive(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns
     return exhaustive_patterns(problem.X, problem.m1, problem.depth)
 
 
+@strategy("network")
+def _network(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns:
+    """Patterns of ``ctx.networks``; with none, train ``arg`` (default: adam) and keep it there."""
+    from .patterns import patterns_from_network
+    if not ctx.networks:
+        from .baselines import DEFAULT_BASELINE
+        from .registry import get_solver
+        result = get_solver(arg or DEFAULT_BASELINE, seed=ctx.seed).solve(problem)
+        if result.network is None:
+            raise ValueError(f"network patterns: baseline {arg or DEFAULT_BASELINE!r} trained no "
+                             f"network ({result.message})")
+        ctx.networks.append(result.network)
+    found = Patterns.empty(problem.m1, problem.n)
+    for net in ctx.networks:
+        if net.W1.shape[1:] != (problem.d, problem.m1):
+            raise ValueError(f"network patterns need W1 of shape (K, {problem.d}, {problem.m1}), "
+                             f"got {net.W1.shape}")
+        found = found.concat(patterns_from_network(net, problem.X, problem.depth))
+    return found
+
+
+@strategy("dual-search")
+def _dual_search(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns:
+    """Column generation from the patterns so far; ``dual-search:SOLVER`` picks the solver."""
+    from .dual_search import default_search_solver, dual_search
+    from .registry import get_solver
+    solver = get_solver(arg or default_search_solver(problem))
+    return dual_search(problem, solver, seed=ctx.seed, log=ctx.log).problem.patterns
+
+
 def parse_spec(spec: str) -> list[tuple[str, str | None]]:
     """``"random:5,network"`` -> ``[("random", "5"), ("network", None)]``, names checked."""
     steps = []

@@ -10,6 +10,11 @@ import importlib
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "dualnets.solvers.cvxpy_solver",
+    "dualnets.solvers.al",
+    "dualnets.solvers.gated_fista",
+    "dualnets.baselines.sgd",
+    "dualnets.baselines.adam",
+    "dualnets.baselines.plain_wd",
 )
 
 _REGISTRY: dict[str, type] = {}

@@ -6,6 +6,7 @@ import argparse
 
 from ..datasets import load_dataset
 from ..io import save_problem
+from ..network import ParallelNet
 from ..pattern_specs import SpecContext, apply_spec
 from ..problem import Problem
 
@@ -20,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=int, default=3, choices=(2, 3))
     parser.add_argument("--beta", type=float, default=1.0, help="regularization (default 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--networks", nargs="+", metavar="FILE",
+                        help="trained networks (.npz) for the `network` pattern strategy")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.npz")
 
 
@@ -34,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"dataset {args.dataset!r} is multiclass; pick a binary or regression one")
     problem = Problem(data.X_train, data.y_train, args.beta, args.m1, depth=args.depth,
                       X_test=data.X_test, y_test=data.y_test, name=args.dataset)
-    problem = apply_spec(problem, normalize_spec(args.patterns), SpecContext(seed=args.seed))
+    ctx = SpecContext(seed=args.seed,
+                      networks=[ParallelNet.load(f) for f in args.networks or []])
+    problem = apply_spec(problem, normalize_spec(args.patterns), ctx)
     save_problem(problem, args.output)
     print(f"wrote {args.output}: n = {problem.n}, d = {problem.d}, m1 = {problem.m1}, "
           f"P = {problem.n_patterns}, beta = {problem.beta:g}")

@@ -12,7 +12,12 @@ Task = Literal["binary", "multiclass", "regression"]
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Seeded train/test split.  Binary labels are +1/-1; multiclass keeps integer classes."""
+    """Seeded train/test split: ``X_train`` (n, d), ``y_train`` (n,), ``X_test`` (n_test, d).
+
+    Binary labels are +1/-1; multiclass labels are the integers 0..C-1, trained one-vs-rest
+    (:func:`one_vs_rest`) and predicted by the argmax of the C outputs; regression targets are
+    standardized floats.
+    """
 
     name: str
     X_train: np.ndarray
@@ -28,6 +33,23 @@ class Dataset:
     @property
     def d(self) -> int:
         return self.X_train.shape[1]
+
+    @property
+    def n_test(self) -> int:
+        return self.X_test.shape[0]
+
+    @property
+    def n_classes(self) -> int:
+        """C for multiclass data, 2 for binary, 0 for regression."""
+        if self.task == "multiclass":
+            return int(max(self.y_train.max(), self.y_test.max())) + 1
+        return 2 if self.task == "binary" else 0
+
+
+def one_vs_rest(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """+1/-1 targets of shape (C, n): row c is +1 where ``y == c``."""
+    y = np.asarray(y)
+    return np.where(y[None, :] == np.arange(n_classes)[:, None], 1.0, -1.0)
 
 
 def standardize(X_train: np.ndarray, X_test: np.ndarray, bias: bool = True):

@@ -23,5 +23,7 @@ class Solver:
     def supports(self, problem: Problem) -> tuple[bool, str]:
         return True, ""
 
-    def solve(self, problem: Problem) -> Result:
+    def solve(self, problem: Problem, warm_start: Result | None = None) -> Result:
+        """Solve; solvers that can start from a previous Result (same or more patterns, another
+        beta) use ``warm_start``, the others ignore it."""
         raise NotImplementedError

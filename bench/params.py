@@ -1,0 +1,146 @@
+"""The benchmark grids, one per profile: grids are data, and nothing else lives here.
+
+``DUALNETS_ASV_PROFILE`` picks the profile when asv imports the suite:
+
+- ``fast`` (the default): the CI smoke profile, seconds per benchmark, a few minutes in all;
+- ``full``: real measurement, n up to 16000 and d up to 200 (hours on 2 cores).
+
+Every problem is the planted classification data of ``dualnets.datasets.planted`` (labels +1/-1,
+so accuracy is defined) with ``beta = beta_per_sample * n`` (a fixed per-sample regularization
+as n grows), first-layer width ``m1_solve`` and ``n_patterns`` sampled patterns.  Changing what
+an existing grid point measures invalidates its history: add points, do not edit them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+PROFILE_VARIABLE = "DUALNETS_ASV_PROFILE"
+DEFAULT_PROFILE = "fast"
+
+# BLAS/OpenMP/torch threads inside every benchmark (dualnets' CPUs are shared; see README).
+THREADS = 1
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One benchmark grid.
+
+    Parameters
+    ----------
+    solvers : convex solvers (registry names) of the solve benchmarks.
+    baselines : non-convex baselines (registry names) of the SGD benchmarks.
+    n, d : grid of training rows and columns (d counts the ones column).
+    m1 : first-layer widths of the pattern-sampling benchmark.
+    m1_solve : first-layer width of every solved problem.
+    n_patterns : sampled activation patterns per problem.
+    beta_per_sample : beta = beta_per_sample * n.
+    solver_options : hyperparameters per registry name (the benchmarked settings).
+    references : (name, options, max_nd) tried in order for the high-accuracy reference
+        optimum; the first one registered and within its size limit is used.
+    reference_gap : the reference must certify this relative gap, or excess benchmarks fail.
+    max_nd : per registry name, the largest n * d benchmarked (larger points are skipped).
+    sgd_epoch_options : baseline options of ``time_sgd_epoch`` (one epoch).
+    timeouts : seconds, per benchmark kind ("solve", "cache", "track", "sampling").
+    repeat, rounds : asv's sampling of ``time_solve`` (``--quick`` runs everything once).
+    """
+
+    name: str
+    solvers: tuple[str, ...]
+    baselines: tuple[str, ...]
+    n: tuple[int, ...]
+    d: tuple[int, ...]
+    m1: tuple[int, ...]
+    m1_solve: int
+    n_patterns: int
+    beta_per_sample: float
+    solver_options: dict
+    references: tuple[tuple[str, dict], ...]
+    reference_gap: float
+    max_nd: dict
+    sgd_epoch_options: dict
+    timeouts: dict
+    repeat: tuple[int, int, float]
+    rounds: int
+    seed: int = 0  # seeds the data and the sampled patterns
+
+
+SOLVERS = ("clarabel", "al", "gated-fista")
+BASELINES = ("sgd", "adam")
+
+# Clarabel: ~85 s and 1.3 GB at n = 1600, d = 10, P = 50 here; n = 3200 does not finish in 200 s.
+CLARABEL_MAX_ND = 16_000
+# The reference optimum: Clarabel at 1e-10 up to its limit, else (full profile) the AL solver
+# at 1e-8; either must certify REFERENCE_GAP in dualnets' own certificate.  Where no reference
+# runs, the excess benchmarks are skipped.
+CLARABEL_REFERENCE = ("clarabel", {"tol": 1e-10}, CLARABEL_MAX_ND)
+AL_REFERENCE = ("al", {"gap_tol": 1e-8, "violation_tol": 1e-8}, None)
+REFERENCE_GAP = 1e-7
+
+PROFILES: dict[str, Profile] = {
+    "fast": Profile(
+        name="fast",
+        solvers=SOLVERS,
+        baselines=BASELINES,
+        # d = 64 makes the GEMMs a large part of a first-order iteration, so that a slower
+        # iteration shows in time_solve (asv continuous); Clarabel skips it.
+        n=(100, 200, 400),
+        d=(4, 64),
+        m1=(1, 2),
+        m1_solve=2,
+        n_patterns=20,
+        beta_per_sample=0.01,
+        solver_options={
+            "clarabel": {"tol": 1e-8},
+            # an iteration cap (not a wall-clock one) keeps the smoke short while time_solve
+            # still scales with the cost of an iteration
+            "al": {"max_iters": 2000},
+            "gated-fista": {"max_iters": 2000},
+            "sgd": {"K": 20, "lrs": (1e-2, 1e-3), "epochs": 200, "seeds": 1},
+            "adam": {"K": 20, "lrs": (1e-1, 1e-2), "epochs": 200, "seeds": 1},
+        },
+        references=(("clarabel", {"tol": 1e-10}, 1600),),
+        reference_gap=REFERENCE_GAP,
+        max_nd={"clarabel": 1600},  # Clarabel takes 10-20 s at d = 64 here; skipping is smoked
+        sgd_epoch_options={"K": 20, "lrs": (1e-2,), "epochs": 1, "seeds": 1, "batch_size": 64},
+        timeouts={"solve": 120, "cache": 600, "track": 60, "sampling": 60},
+        repeat=(2, 5, 10.0),
+        rounds=2,
+    ),
+    "full": Profile(
+        name="full",
+        solvers=SOLVERS,
+        baselines=BASELINES,
+        n=(400, 1600, 4000, 16000),
+        d=(10, 50, 200),
+        m1=(1, 2, 4),
+        m1_solve=2,
+        n_patterns=50,
+        beta_per_sample=0.01,
+        solver_options={
+            "clarabel": {"tol": 1e-8},
+            "al": {},
+            "gated-fista": {},
+            "sgd": {"K": 50, "lrs": (1e-2, 1e-3, 1e-4), "epochs": 500, "seeds": 1},
+            "adam": {"K": 50, "lrs": (1e-1, 1e-2, 1e-3), "epochs": 500, "seeds": 1},
+        },
+        references=(CLARABEL_REFERENCE, AL_REFERENCE),
+        reference_gap=REFERENCE_GAP,
+        max_nd={"clarabel": CLARABEL_MAX_ND},
+        sgd_epoch_options={"K": 50, "lrs": (1e-2,), "epochs": 1, "seeds": 1, "batch_size": 256},
+        timeouts={"solve": 1800, "cache": 6 * 3600, "track": 60, "sampling": 300},
+        repeat=(1, 3, 600.0),
+        rounds=1,
+    ),
+}
+
+
+def current_profile() -> Profile:
+    """The profile named by ``DUALNETS_ASV_PROFILE`` (default "fast")."""
+    name = os.environ.get(PROFILE_VARIABLE, DEFAULT_PROFILE)
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"{PROFILE_VARIABLE} must be one of {sorted(PROFILES)}, got {name!r}") \
+            from None

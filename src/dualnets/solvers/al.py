@@ -1,0 +1,402 @@
+"""Augmented Lagrangian solver of the ReLU program, in PyTorch (registered as "al").
+
+The method of Mishkin, Sahiner & Pilanci (ICML 2022, "Fast convex optimization for two-layer
+ReLU networks"), extended to the outer cones of the three-layer program.  For
+``min 1/2||A z - y||^2 + beta sum_g ||z_g||  s.t.  B z >= 0`` (DESIGN.md section 4)::
+
+    L_rho(z, lam) = 1/2||A z - y||^2 + beta sum_g ||z_g|| + 1/(2 rho) ||(lam - rho B z)_+||^2
+    z_k+1   ~ argmin_z L_rho(z, lam_k)             (FISTA, restarts, prox = group shrinkage)
+    lam_k+1 = (lam_k - rho B z_k+1)_+              (inner (G, n) and outer (B, n) cones)
+
+At an exact inner minimizer ``A'(Az - y) - B' lam_k+1`` lies in ``-beta d||z||``, so
+``(v = Az - y, lam_k+1)`` is dual feasible and the certificate of
+:func:`dualnets.certificate.certify` measures only complementarity and infeasibility.  The
+solver stops when that certificate (computed on the device) reaches ``gap_tol`` and
+``violation_tol``; :mod:`dualnets.metrics` recomputes it in numpy from the returned arrays.
+
+Schedule: FISTA runs until ``max_g ||gradient mapping_g|| / beta <= eta`` or ``inner_iters``
+steps; then the multipliers are updated and ``eta`` divided by ``inner_decay``.  ``rho`` starts at
+``rho_scale * lmax(A'A) / lmax(B'B)`` (``lmax(B'B) <= (1 + m1) lmax(X'X)``, ``lmax(X'X)`` at
+depth 2) and grows by ``rho_growth`` when a solved subproblem cut the violation by less than 4x;
+the step is ``1/L`` with ``L = 1.05 lmax(A'A + rho B'B)`` (power iteration).  Once the
+certificate is within ``polish_at``, :mod:`.al_polish` tries a Newton step on the active set plus
+NNLS multipliers for the zero groups; its point is returned only if it certifies.
+float32 iterates are certified in float64 (:class:`Checker`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..lifting import Lifting
+from ..problem import Patterns, Problem
+from ..registry import register
+from ..result import Result
+from .al_polish import polish
+from .base import Solver
+from .torch_ops import DTYPES, Fista, TorchLifting, Workspace, device_available, dual_scale
+
+DEFAULT_TOL = {"float64": 1e-6, "float32": 1e-4}
+LIPSCHITZ_SAFETY = 1.05
+MAX_RHO_GROWTH = 1e3
+
+
+# warm starts ---------------------------------------------------------------------------------
+def _pattern_keys(p: Patterns) -> list[bytes]:
+    P = p.n_patterns
+    bits = np.concatenate([p.inner.reshape(P, -1), p.inner_sign.reshape(P, -1) > 0, p.outer], 1)
+    return [row.tobytes() for row in np.packbits(bits, axis=1)]
+
+
+def _group_rows(P: int, m1: int, c: np.ndarray) -> np.ndarray:
+    """Group indices of patterns ``c`` for both output signs, in a fixed order."""
+    blocks = np.concatenate([c, c + P])
+    return (blocks[:, None] * m1 + np.arange(m1)[None, :]).ravel()
+
+
+def warm_arrays(problem: Problem, lift: Lifting, warm: Result):
+    """``Z`` (G, d), ``lam_inner`` (G, n), ``lam_outer`` (B, n) of a previous result, mapped
+    into this problem's layout by pattern identity (unmatched groups start at zero).
+
+    ``warm.info["patterns"]`` names the patterns it was solved over; without it the layout
+    must already match.  Multipliers may be None.
+    """
+    G, B, n, d = lift.n_groups, lift.n_blocks, problem.n, problem.d
+    if warm.Z is None or warm.Z.shape[1] != d:
+        raise ValueError(f"warm start needs Z with {d} columns, got "
+                         f"{None if warm.Z is None else warm.Z.shape}")
+    old = warm.info.get("patterns")
+    if old is None:
+        if warm.Z.shape != (G, d):
+            raise ValueError(f"warm start without info['patterns'] needs Z of shape {(G, d)}, "
+                             f"got {warm.Z.shape}")
+        return warm.Z, warm.lam_inner, warm.lam_outer
+    if old.n_samples != n:
+        raise ValueError(f"warm start was solved on n = {old.n_samples} samples, got n = {n}")
+    new = problem.require_patterns()
+    index = {k: c for c, k in enumerate(_pattern_keys(old))}
+    pairs = [(c, index[k]) for c, k in enumerate(_pattern_keys(new)) if k in index]
+    c_new, c_old = (np.array(v, dtype=np.int64) for v in zip(*pairs)) if pairs else (
+        np.zeros(0, np.int64), np.zeros(0, np.int64))
+    g_new, g_old = _group_rows(new.n_patterns, lift.m1, c_new), _group_rows(
+        old.n_patterns, lift.m1, c_old)
+    Z = np.zeros((G, d))
+    Z[g_new] = warm.Z[g_old]
+    lam_i = lam_o = None
+    if warm.lam_inner is not None:
+        lam_i = np.zeros((G, n))
+        lam_i[g_new] = warm.lam_inner[g_old]
+    if warm.lam_outer is not None and lift.depth == 3:
+        b_new, b_old = np.concatenate([c_new, c_new + new.n_patterns]), np.concatenate(
+            [c_old, c_old + old.n_patterns])
+        lam_o = np.zeros((B, n))
+        lam_o[b_new] = warm.lam_outer[b_old]
+    return Z, lam_i, lam_o
+
+
+# clock and certificate -----------------------------------------------------------------------
+class Clock:
+    """Wall time of the algorithm, with trace-only evaluations excluded (device synced)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.start = time.perf_counter()
+        self.excluded = 0.0
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.start - self.excluded
+
+
+@dataclass
+class Check:
+    """The certificate of :func:`certify` at one point, computed on the device."""
+
+    objective: float
+    relative_gap: float
+    violation: float
+
+    def certified(self, gap_tol: float, violation_tol: float) -> bool:
+        return self.relative_gap <= gap_tol and self.violation <= violation_tol
+
+
+def device_certificate(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: float,
+                       y_scale: float) -> Check:
+    """Certificate at ``Z`` with the multipliers in ``ws`` (call right after the gradient at Z).
+
+    ``ws.grad`` rows are ``(A'v - B'mu)_g`` with ``v = r``: the dual constraint of DESIGN.md 4.
+    """
+    vv, vy = float(torch.vdot(ws.r, ws.r)), float(torch.vdot(ws.r, ops.y))
+    penalty = float(torch.linalg.vector_norm(Z, dim=1).sum())
+    worst = float(torch.linalg.vector_norm(ws.grad, dim=1).max())
+    primal = 0.5 * vv + beta * penalty
+    t = dual_scale(vv, vy, worst, beta)
+    dual = -t * vy - 0.5 * t * t * vv
+    viol = ops.violation(ws) / y_scale
+    return Check(primal, (primal - dual) / max(abs(primal), 1e-300), viol)
+
+
+class Checker:
+    """Certificate of an iterate with ``mu = (lam - rho B z)_+``, always in float64.
+
+    float32 iterations are checked by a float64 copy of the operators: in float32 the rows of
+    ``A'v - B'mu`` lose ~1e-3 relative accuracy to cancellation, which hid converged iterates.
+    """
+
+    def __init__(self, ops: TorchLifting, ws: Workspace, lift: Lifting, problem: Problem):
+        if ops.dtype == torch.float64:
+            self.ops, self.ws = ops, ws
+        else:
+            self.ops = TorchLifting(lift, problem.y, str(ops.device), "float64")
+            self.ws = self.ops.workspace()
+        self.beta, self.lift, self.y = problem.beta, lift, problem.y
+        self.y_scale = max(float(np.abs(problem.y).max()), 1e-300)
+
+    def __call__(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor,
+                 rho: float) -> Check:
+        as64 = lambda t: t.to(torch.float64)  # noqa: E731  (no copy when already float64)
+        Z = as64(Z)
+        self.ops.al_gradient(Z, as64(lam_i), as64(lam_o), rho, self.ws)
+        return device_certificate(self.ops, self.ws, Z, self.beta, self.y_scale)
+
+
+@dataclass
+class RunState:
+    """What the iterations leave behind for the Result."""
+
+    iterations: int = 0
+    status: str = "max_iterations"
+    trace: list = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+def _to_numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None or t.numel() == 0 else t.detach().to("cpu", torch.float64).numpy()
+
+
+# the solver ----------------------------------------------------------------------------------
+@register
+class AugmentedLagrangian(Solver):
+    """Augmented Lagrangian with FISTA inner solves, on CPU or CUDA (module docstring).
+
+    Parameters
+    ----------
+    gap_tol, violation_tol : float or None
+        Certified relative gap and relative cone violation to stop at (None: 1e-6 in float64,
+        1e-4 in float32).
+    max_iters : int
+        Total FISTA iterations.
+    max_seconds : float
+        Wall-clock limit of the algorithm.
+    device : "cpu" or "cuda"
+    dtype : "float64" or "float32"
+    rho_scale : float
+        Penalty ``rho = rho_scale lmax(A'A) / lmax(B'B)``.
+    inner_tol : float
+        First inner tolerance on ``max_g ||gradient mapping_g|| / beta``; divided by
+        ``inner_decay`` at every multiplier update, down to ``gap_tol / 10``.
+    rho_growth : float
+        Factor on ``rho`` when feasibility progresses slowly (1: fixed rho; at most 1000x).
+    inner_iters : int
+        Cap on FISTA steps between multiplier updates.
+    polish_at : float
+        Relative gap and violation below which the Newton polish is tried (al_polish).
+    threads : int or None
+        ``torch.set_num_threads`` during the solve (None: leave as is).
+    trace_every : int
+        Also trace every this many iterations (0: only at multiplier updates); these extra
+        evaluations are excluded from the clock.
+    """
+
+    name = "al"
+    model = "relu"
+    devices = ("cpu", "cuda")
+
+    def __init__(self, gap_tol: float | None = None, violation_tol: float | None = None,
+                 max_iters: int = 50_000, max_seconds: float = math.inf, device: str = "cpu",
+                 dtype: str = "float64", rho_scale: float = 10.0, inner_tol: float = 1e-2,
+                 inner_decay: float = 4.0, rho_growth: float = 5.0, inner_iters: int = 1000,
+                 polish_at: float = 1e-2, threads: int | None = None, trace_every: int = 0,
+                 verbose: bool = False):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+        if device not in self.devices:
+            raise ValueError(f"device must be one of {self.devices}, got {device!r}")
+        for label, value in (("rho_scale", rho_scale), ("inner_tol", inner_tol),
+                             ("max_seconds", max_seconds)):
+            if not value > 0:
+                raise ValueError(f"{label} must be > 0, got {value}")
+        if inner_decay <= 1:
+            raise ValueError(f"inner_decay must be > 1, got {inner_decay}")
+        self.gap_tol = DEFAULT_TOL[dtype] if gap_tol is None else float(gap_tol)
+        self.violation_tol = DEFAULT_TOL[dtype] if violation_tol is None else float(violation_tol)
+        self.max_iters, self.max_seconds = int(max_iters), float(max_seconds)
+        self.device, self.dtype, self.rho_scale = device, dtype, float(rho_scale)
+        self.inner_tol, self.inner_decay = float(inner_tol), float(inner_decay)
+        if rho_growth < 1:
+            raise ValueError(f"rho_growth must be >= 1, got {rho_growth}")
+        self.rho_growth = float(rho_growth)
+        if inner_iters < 1:
+            raise ValueError(f"inner_iters must be >= 1, got {inner_iters}")
+        self.inner_iters = int(inner_iters)
+        self.polish_at = float(polish_at)
+        self.threads, self.trace_every, self.verbose = threads, int(trace_every), verbose
+
+    def supports(self, problem: Problem) -> tuple[bool, str]:
+        if problem.loss != "squared":
+            return False, f"only the squared loss is implemented, got {problem.loss!r}"
+        return device_available(self.device)
+
+    def solve(self, problem: Problem, warm_start: Result | None = None) -> Result:
+        ok, why = self.supports(problem)
+        if not ok:
+            raise ValueError(f"{self.name} cannot solve this problem: {why}")
+        threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            return self._solve(problem, warm_start)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
+        start = time.perf_counter()
+        lift = Lifting.from_problem(problem)
+        ops = TorchLifting(lift, problem.y, self.device, self.dtype)
+        ws = ops.workspace()
+        Z0, lam_i, lam_o = (np.zeros((lift.n_groups, problem.d)), None, None) \
+            if warm_start is None else warm_arrays(problem, lift, warm_start)
+        as_t = lambda a, zeros: zeros() if a is None else torch.as_tensor(  # noqa: E731
+            a, dtype=ops.dtype, device=ops.device).clone()
+        Z = torch.as_tensor(Z0, dtype=ops.dtype, device=ops.device)
+        lam_i, lam_o = as_t(lam_i, ops.zeros_inner), as_t(lam_o, ops.zeros_outer)
+        setup = time.perf_counter() - start
+        start = time.perf_counter()
+        ops.al_gradient(Z, lam_i, lam_o, 1.0, ws)      # first call: allocator, BLAS, CUDA init
+        Clock(ops.device).sync()
+        warmup = time.perf_counter() - start
+        state = RunState()
+        checker = Checker(ops, ws, lift, problem)
+        Z, mu_i, mu_o = self._iterate(problem, ops, ws, Z, lam_i, lam_o, state, checker)
+        state.info.update(patterns=problem.patterns, device=self.device, dtype=self.dtype,
+                          threads=torch.get_num_threads())
+        return Result(
+            self.name, state.status, Z=_to_numpy(Z), lam_inner=_to_numpy(mu_i),
+            lam_outer=_to_numpy(mu_o) if problem.depth == 3 else None, setup_seconds=setup,
+            solve_seconds=state.info.pop("seconds"), warmup_seconds=warmup,
+            iterations=state.iterations, trace=tuple(state.trace), info=state.info,
+            message=state.info.get("message", ""))
+
+    def _iterate(self, problem: Problem, ops: TorchLifting, ws: Workspace, Z: torch.Tensor,
+                 lam_i: torch.Tensor, lam_o: torch.Tensor, state: RunState, checker: Checker):
+        beta, clock = problem.beta, Clock(ops.device)
+        lam_a = ops.lipschitz(0.0, ws)
+        xtx = float(torch.linalg.eigvalsh(ops.Xt @ ops.X)[-1])
+        lam_b = xtx * (1 + ops.m1 if ops.depth == 3 else 1)
+        rho = self.rho_scale * lam_a / lam_b
+        L = LIPSCHITZ_SAFETY * ops.lipschitz(rho, ws)
+        fista, eta, outer, last_violation = Fista(Z), self.inner_tol, 0, math.inf
+        inner, solved, rho_max = 0, False, MAX_RHO_GROWTH * rho
+        last_polish = math.inf
+        while True:
+            it_budget_left = state.iterations < self.max_iters
+            time_left = clock.now() < self.max_seconds
+            if it_budget_left and time_left:
+                grad = ops.al_gradient(fista.y, lam_i, lam_o, rho, ws)
+                kkt = fista.step(grad, L, beta)
+                state.iterations += 1
+                if self.trace_every and state.iterations % self.trace_every == 0:
+                    self._trace_only(checker, fista.x, lam_i, lam_o, rho, clock, state)
+                inner += 1
+                if kkt > eta and inner < self.inner_iters:
+                    continue
+                solved = kkt <= eta
+            # inner solve done (or out of budget): certify at x with mu = (lam - rho Bx)_+
+            check = checker(fista.x, lam_i, lam_o, rho)
+            clock.sync()
+            state.trace.append((clock.now(), state.iterations, check.objective,
+                                check.relative_gap, check.violation))
+            outer += 1
+            if self.verbose:
+                print(f"al outer {outer} it {state.iterations} obj {check.objective:.10g} "
+                      f"gap {check.relative_gap:.2e} viol {check.violation:.2e} eta {eta:.1e}")
+            if check.certified(self.gap_tol, self.violation_tol):
+                state.status = "optimal"
+            elif not it_budget_left:
+                state.status = "max_iterations"
+            elif not time_left:
+                state.status = "time_limit"
+            else:
+                lam_i.copy_(checker.ws.mu_i)
+                lam_o.copy_(checker.ws.mu_o)
+                if self._polish_due(check, last_polish):
+                    last_polish = abs(check.relative_gap)
+                    state.info["polish_attempts"] = state.info.get("polish_attempts", 0) + 1
+                    polished = self._polish(checker, fista.x, lam_i, lam_o)
+                    if polished is not None:
+                        clock.sync()
+                        pc = polished[3]
+                        state.trace.append((clock.now(), state.iterations, pc.objective,
+                                            pc.relative_gap, pc.violation))
+                        state.status = "optimal"
+                        state.info.update(seconds=clock.now(), outer_iterations=outer,
+                                          polished=True, rho=rho, lipschitz=L)
+                        return polished[:3]
+                fista.reset()
+                inner = 0
+                eta = max(eta / self.inner_decay, 0.1 * self.gap_tol)
+                if (solved and check.violation > max(0.25 * last_violation, self.violation_tol)
+                        and rho < rho_max):
+                    rho *= self.rho_growth           # slow feasibility progress: stiffen
+                    L = LIPSCHITZ_SAFETY * ops.lipschitz(rho, ws)
+                last_violation = check.violation
+                continue
+            state.info.update(seconds=clock.now(), outer_iterations=outer, rho=rho,
+                              lipschitz=L)
+            return fista.x, checker.ws.mu_i.clone(), checker.ws.mu_o.clone()
+
+    def _polish_due(self, check: Check, last: float) -> bool:
+        """Polish when the AL is within ``polish_at`` and 3x better than at the last try."""
+        gap = abs(check.relative_gap)
+        return gap <= self.polish_at and check.violation <= self.polish_at and gap <= last / 3
+
+    def _polish(self, checker: Checker, Z: torch.Tensor, lam_i: torch.Tensor,
+                lam_o: torch.Tensor):
+        """(Z, lam_i, lam_o, check) of the polished point (al_polish) if it certifies.
+
+        ``lam_i``, ``lam_o`` are the AL multipliers ``(lam - rho B z)_+`` at ``Z``.
+        """
+        ops, ws = checker.ops, checker.ws
+        depth3 = ops.depth == 3
+        out = polish(checker.lift, checker.y, checker.beta, _to_numpy(Z), _to_numpy(lam_i),
+                     _to_numpy(lam_o) if depth3 else None)
+        if out is None:
+            return None
+        as_t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=ops.device)  # noqa: E731
+        Zp, lam_i = as_t(out[0]), as_t(out[1])
+        lam_o = as_t(out[2]) if depth3 else ops.zeros_outer()
+        check = checker(Zp, lam_i, lam_o, 0.0)          # rho = 0: mu = lam exactly
+        if self.verbose:
+            print(f"al polish obj {check.objective:.12g} gap {check.relative_gap:.2e} "
+                  f"viol {check.violation:.2e}")
+        if not check.certified(self.gap_tol, self.violation_tol):
+            return None
+        return Zp, ws.mu_i.clone(), ws.mu_o.clone(), check
+
+    def _trace_only(self, checker, Z, lam_i, lam_o, rho, clock, state) -> None:
+        """A trace row at ``Z`` whose cost is excluded from the clock."""
+        clock.sync()
+        begin = time.perf_counter()
+        check = checker(Z, lam_i, lam_o, rho)
+        clock.sync()
+        clock.excluded += time.perf_counter() - begin
+        state.trace.append((clock.now(), state.iterations, check.objective,
+                            check.relative_gap, check.violation))

@@ -1,0 +1,132 @@
+"""FISTA on the gated relaxation (registered as "gated-fista"; ``Result.model = "gated"``).
+
+Solves ``min 1/2||A z - y||^2 + beta sum_g ||z_g||`` with the ReLU program's masks as fixed
+features and no cone constraints (:mod:`dualnets.gated`).  This is a different model from the
+ReLU program: its objective and its group-lasso gap are its own and are labelled "gated".
+Step ``1/L`` with ``L = 1.05 lmax(A'A)`` (power iteration), gradient restarts; every
+``check_every`` iterations the group-lasso gap is computed on the device at the current iterate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from ..lifting import Lifting
+from ..problem import Problem
+from ..registry import register
+from ..result import Result
+from .al import DEFAULT_TOL, LIPSCHITZ_SAFETY, Clock, RunState, _to_numpy, warm_arrays
+from .base import Solver
+from .torch_ops import DTYPES, Fista, TorchLifting, Workspace, device_available, dual_scale
+
+
+def gated_gap(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: float):
+    """(objective, relative gap) of the gated relaxation at Z, right after its gradient."""
+    vv, vy = float(torch.vdot(ws.r, ws.r)), float(torch.vdot(ws.r, ops.y))
+    primal = 0.5 * vv + beta * float(torch.linalg.vector_norm(Z, dim=1).sum())
+    t = dual_scale(vv, vy, float(torch.linalg.vector_norm(ws.grad, dim=1).max()), beta)
+    return primal, (primal + t * vy + 0.5 * t * t * vv) / max(abs(primal), 1e-300)
+
+
+@register
+class GatedFista(Solver):
+    """FISTA with restarts on the gated relaxation, on CPU or CUDA.
+
+    Parameters
+    ----------
+    gap_tol : float or None
+        Relative group-lasso gap to stop at (None: 1e-6 in float64, 1e-4 in float32).
+    max_iters, max_seconds : limits
+    device : "cpu" or "cuda"
+    dtype : "float64" or "float32"
+    check_every : int
+        Iterations between gap checks (each costs one extra gradient).
+    threads : int or None
+        ``torch.set_num_threads`` during the solve.
+    """
+
+    name = "gated-fista"
+    model = "gated"
+    devices = ("cpu", "cuda")
+
+    def __init__(self, gap_tol: float | None = None, max_iters: int = 50_000,
+                 max_seconds: float = math.inf, device: str = "cpu", dtype: str = "float64",
+                 check_every: int = 10, threads: int | None = None):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+        if device not in self.devices:
+            raise ValueError(f"device must be one of {self.devices}, got {device!r}")
+        if check_every < 1:
+            raise ValueError(f"check_every must be >= 1, got {check_every}")
+        self.gap_tol = DEFAULT_TOL[dtype] if gap_tol is None else float(gap_tol)
+        self.max_iters, self.max_seconds = int(max_iters), float(max_seconds)
+        self.device, self.dtype = device, dtype
+        self.check_every, self.threads = check_every, threads
+
+    def supports(self, problem: Problem) -> tuple[bool, str]:
+        if problem.loss != "squared":
+            return False, f"only the squared loss is implemented, got {problem.loss!r}"
+        return device_available(self.device)
+
+    def solve(self, problem: Problem, warm_start: Result | None = None) -> Result:
+        ok, why = self.supports(problem)
+        if not ok:
+            raise ValueError(f"{self.name} cannot solve this problem: {why}")
+        threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            return self._solve(problem, warm_start)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
+        start = time.perf_counter()
+        lift = Lifting.from_problem(problem)
+        ops = TorchLifting(lift, problem.y, self.device, self.dtype)
+        ws = ops.workspace()
+        Z0 = np.zeros((lift.n_groups, problem.d)) if warm_start is None else warm_arrays(
+            problem, lift, warm_start)[0]
+        Z = torch.as_tensor(Z0, dtype=ops.dtype, device=ops.device)
+        setup = time.perf_counter() - start
+        start = time.perf_counter()
+        ops.loss_gradient(Z, ws)
+        Clock(ops.device).sync()
+        warmup = time.perf_counter() - start
+        state = RunState()
+        Z = self._iterate(problem, ops, ws, Z, state)
+        state.info.update(patterns=problem.patterns, device=self.device, dtype=self.dtype,
+                          threads=torch.get_num_threads())
+        return Result(self.name, state.status, Z=_to_numpy(Z), setup_seconds=setup,
+                      solve_seconds=state.info.pop("seconds"), warmup_seconds=warmup,
+                      iterations=state.iterations, trace=tuple(state.trace), info=state.info,
+                      model=self.model)
+
+    def _iterate(self, problem: Problem, ops: TorchLifting, ws: Workspace, Z: torch.Tensor,
+                 state: RunState) -> torch.Tensor:
+        beta, clock = problem.beta, Clock(ops.device)
+        L = LIPSCHITZ_SAFETY * ops.lipschitz(0.0, ws)
+        fista = Fista(Z)
+        state.info["lipschitz"] = L
+        while True:
+            ops.loss_gradient(fista.x, ws)
+            objective, gap = gated_gap(ops, ws, fista.x, beta)
+            clock.sync()
+            state.trace.append((clock.now(), state.iterations, objective, gap, 0.0))
+            if gap <= self.gap_tol:
+                state.status = "optimal"
+            elif state.iterations >= self.max_iters:
+                state.status = "max_iterations"
+            elif clock.now() >= self.max_seconds:
+                state.status = "time_limit"
+            else:
+                for _ in range(self.check_every):
+                    fista.step(ops.loss_gradient(fista.y, ws), L, beta)
+                state.iterations += self.check_every
+                continue
+            state.info["seconds"] = clock.now()
+            return fista.x

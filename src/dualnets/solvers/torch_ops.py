@@ -1,0 +1,248 @@
+"""The lifted operators of :class:`dualnets.lifting.Lifting` in PyTorch, matrix-free.
+
+Same group layout: group ``g = b * m1 + j``, block ``b = sigma_index * P + c``; weights ``Z``
+are (G, d), activations ``U = Z X^T`` and inner multipliers are (G, n), block outputs and outer
+multipliers are (B, n).  One gradient of the augmented Lagrangian's smooth part costs two GEMMs
+(``U = Z X^T`` and ``grad = W X``) and a few passes of elementwise work over (G, n)::
+
+    r    = sum_b sigma_b E_b h_b - y,               h_b = sum_j s_cj D_cj U_bj
+    mu_o = (lam_o - rho (2E - 1) * h)_+              (outer multipliers at Z)
+    mu_i = (lam_i - rho (2D - 1) * U)_+              (inner multipliers at Z)
+    W_g  = s_cj D_cj (sigma_b E_b r - (2E_b - 1) mu_o_b) - (2D_g - 1) mu_i_g
+    grad = W X = (A^T r - B^T mu)  as rows (G, d)
+
+The masks are stored as bool (G, n) and (B, n).  For the arithmetic they are expanded once into
++-1 and ``s D`` arrays of the working dtype: on CPU a fused multiply-add with a float array ran
+~4x faster than ``torch.where`` on a bool mask (measured, 12.8M entries, 1 thread).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..lifting import Lifting
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def device_available(device: str) -> tuple[bool, str]:
+    """Whether torch can compute on ``device`` here, and if not, why."""
+    if device == "cpu":
+        return True, ""
+    if device == "cuda":
+        if torch.cuda.is_available():
+            return True, ""
+        return False, f"cuda is not available (torch {torch.__version__}, no GPU visible)"
+    return False, f"device must be 'cpu' or 'cuda', got {device!r}"
+
+
+@dataclass
+class Workspace:
+    """Buffers reused by every evaluation (no allocation inside the iterations)."""
+
+    U: torch.Tensor       # (G, n) activations
+    W: torch.Tensor       # (G, n) scratch, then the adjoint weights
+    mu_i: torch.Tensor    # (G, n)
+    H: torch.Tensor       # (B, n) block outputs
+    mu_o: torch.Tensor    # (B, n)
+    gh: torch.Tensor      # (B, n)
+    r: torch.Tensor       # (n,) residual
+    grad: torch.Tensor    # (G, d)
+
+
+class TorchLifting:
+    """Matrix-free operators of one problem on a device, in one dtype.
+
+    Parameters
+    ----------
+    lift : Lifting
+    y : array (n,)
+    device : "cpu" or "cuda"
+    dtype : "float64" or "float32"
+    """
+
+    def __init__(self, lift: Lifting, y: np.ndarray, device: str = "cpu",
+                 dtype: str = "float64"):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+        dt = DTYPES[dtype]
+        self.device, self.dtype, self.depth, self.m1 = torch.device(device), dt, lift.depth, lift.m1
+        as_t = lambda a, t=dt: torch.tensor(np.asarray(a), dtype=t, device=device)  # noqa: E731
+        self.X = as_t(lift.X)                     # (n, d)
+        self.Xt = self.X.T.contiguous()           # (d, n)
+        self.y = as_t(y)
+        self.G, self.B = lift.n_groups, lift.n_blocks
+        self.n, self.d = lift.X.shape
+        inner = as_t(lift.inner, torch.bool)
+        self.inner = torch.cat([inner, inner])    # (G, n) bool
+        sign = as_t(np.concatenate([lift.coef_sign, lift.coef_sign]))
+        self.sigma = as_t(lift.block_sign)        # (B,)
+        self.coef = self.inner.to(dt) * sign[:, None]             # s D, (G, n)
+        self.sign_inner = self.inner.to(dt) * 2 - 1              # 2D - 1, (G, n)
+        if self.depth == 3:
+            outer = as_t(lift.outer, torch.bool)
+            self.outer = torch.cat([outer, outer])                # (B, n) bool
+            self.sign_outer = self.outer.to(dt) * 2 - 1            # 2E - 1
+            self.out_weight = self.outer.to(dt) * self.sigma[:, None]  # sigma E
+        else:
+            # no outer mask: the block sign folds into the group coefficients
+            self.coef_out = self.coef * self.sigma.repeat_interleave(self.m1)[:, None]
+
+    # buffers ---------------------------------------------------------------------------------
+    def workspace(self) -> Workspace:
+        G, B, n, d = self.G, self.B, self.n, self.d
+        new = lambda *s: torch.empty(s, dtype=self.dtype, device=self.device)  # noqa: E731
+        small = (B, n) if self.depth == 3 else (0,)
+        return Workspace(new(G, n), new(G, n), new(G, n), new(*small), new(*small),
+                         new(*small), new(n), new(G, d))
+
+    def zeros_inner(self) -> torch.Tensor:
+        return torch.zeros((self.G, self.n), dtype=self.dtype, device=self.device)
+
+    def zeros_outer(self) -> torch.Tensor:
+        shape = (self.B, self.n) if self.depth == 3 else (0,)
+        return torch.zeros(shape, dtype=self.dtype, device=self.device)
+
+    # forward pieces --------------------------------------------------------------------------
+    def _residual(self, Z: torch.Tensor, ws: Workspace, target: torch.Tensor | None) -> None:
+        """U = Z X^T, block outputs H (depth 3), residual r = A z - target."""
+        torch.matmul(Z, self.Xt, out=ws.U)
+        if self.depth == 3:
+            torch.mul(ws.U, self.coef, out=ws.W)
+            torch.sum(ws.W.view(self.B, self.m1, self.n), dim=1, out=ws.H)
+            torch.mul(ws.H, self.out_weight, out=ws.gh)
+            torch.sum(ws.gh, dim=0, out=ws.r)
+        else:
+            torch.mul(ws.U, self.coef_out, out=ws.W)
+            torch.sum(ws.W, dim=0, out=ws.r)
+        if target is not None:
+            ws.r.sub_(target)
+
+    def _adjoint_loss(self, ws: Workspace) -> None:
+        """W = s D (sigma E r) (the loss part of the adjoint weights), gh = sigma E r."""
+        if self.depth == 3:
+            torch.mul(self.out_weight, ws.r, out=ws.gh)
+            self._spread(ws)
+        else:
+            torch.mul(self.coef_out, ws.r, out=ws.W)
+
+    def _spread(self, ws: Workspace) -> None:
+        """W_g = s_g D_g gh_b(g)."""
+        B, m1, n = self.B, self.m1, self.n
+        torch.mul(self.coef.view(B, m1, n), ws.gh.view(B, 1, n), out=ws.W.view(B, m1, n))
+
+    # gradients -------------------------------------------------------------------------------
+    def al_gradient(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor,
+                    rho: float, ws: Workspace) -> torch.Tensor:
+        """Gradient (G, d) of ``1/2||Az - y||^2 + 1/(2 rho) ||(lam - rho B z)_+||^2``.
+
+        Leaves r, U, H and the multipliers ``mu = (lam - rho B z)_+`` in ``ws``.
+        """
+        self._residual(Z, ws, self.y)
+        if self.depth == 3:
+            torch.addcmul(lam_o, self.sign_outer, ws.H, value=-rho, out=ws.mu_o)
+            ws.mu_o.clamp_(min=0)
+            torch.mul(self.out_weight, ws.r, out=ws.gh)
+            ws.gh.addcmul_(self.sign_outer, ws.mu_o, value=-1)
+            self._spread(ws)
+        else:
+            torch.mul(self.coef_out, ws.r, out=ws.W)
+        torch.addcmul(lam_i, self.sign_inner, ws.U, value=-rho, out=ws.mu_i)
+        ws.mu_i.clamp_(min=0)
+        ws.W.addcmul_(self.sign_inner, ws.mu_i, value=-1)
+        return torch.matmul(ws.W, self.X, out=ws.grad)
+
+    def loss_gradient(self, Z: torch.Tensor, ws: Workspace) -> torch.Tensor:
+        """Gradient (G, d) of ``1/2||Az - y||^2`` (the gated model: masks as fixed features)."""
+        self._residual(Z, ws, self.y)
+        self._adjoint_loss(ws)
+        return torch.matmul(ws.W, self.X, out=ws.grad)
+
+    def hessian_bound_apply(self, V: torch.Tensor, rho: float, ws: Workspace) -> torch.Tensor:
+        """``(A^T A + rho B^T B) v``: the AL Hessian with every constraint active."""
+        self._residual(V, ws, None)
+        if self.depth == 3:
+            torch.mul(self.out_weight, ws.r, out=ws.gh)
+            ws.gh.add_(ws.H, alpha=rho)
+            self._spread(ws)
+        else:
+            torch.mul(self.coef_out, ws.r, out=ws.W)
+        ws.W.add_(ws.U, alpha=rho)
+        return torch.matmul(ws.W, self.X, out=ws.grad)
+
+    def violation(self, ws: Workspace) -> float:
+        """Largest cone violation ``max (-(B z))_+`` of the point whose U, H are in ``ws``."""
+        torch.mul(self.sign_inner, ws.U, out=ws.W)
+        worst = -min(0.0, float(ws.W.min()))
+        if self.depth == 3:
+            torch.mul(self.sign_outer, ws.H, out=ws.gh)
+            worst = max(worst, -min(0.0, float(ws.gh.min())))
+        return worst
+
+    def lipschitz(self, rho: float, ws: Workspace, iters: int = 50, seed: int = 0) -> float:
+        """Largest eigenvalue of ``A^T A + rho B^T B`` by power iteration (from below)."""
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        V = torch.randn((self.G, self.d), generator=gen, dtype=self.dtype).to(self.device)
+        V /= torch.linalg.vector_norm(V)
+        est = 0.0
+        for _ in range(iters):
+            HV = self.hessian_bound_apply(V, rho, ws)
+            est = float(torch.vdot(V.flatten(), HV.flatten()))
+            V = HV / torch.linalg.vector_norm(HV)
+        return est
+
+
+class Fista:
+    """Accelerated proximal gradient (FISTA) with gradient-based adaptive restarts.
+
+    Steps ``x+ = prox_{beta/L ||.||_group}(y - grad(y)/L)``; momentum is reset whenever
+    ``(y - x+)^T (x+ - x) > 0`` (O'Donoghue & Candes, 2015) and on :meth:`reset`.
+    """
+
+    def __init__(self, Z0: torch.Tensor):
+        self.x = Z0.clone()
+        self.y = Z0.clone()
+        self.t = 1.0
+        self._buf = torch.empty_like(Z0)
+
+    def step(self, grad_y: torch.Tensor, L: float, beta: float) -> float:
+        """One step from the gradient at ``self.y``; returns ``max_g ||L (y - x+)_g|| / beta``.
+
+        That gradient-mapping norm bounds the subproblem's optimality residual at ``x+``.
+        """
+        torch.add(self.y, grad_y, alpha=-1.0 / L, out=self._buf)
+        x_new = group_soft_threshold(self._buf, beta / L, out=torch.empty_like(self._buf))
+        moved = self.y - x_new
+        kkt = float(torch.linalg.vector_norm(moved, dim=1).max()) * L / beta
+        step = x_new - self.x
+        if float(torch.vdot(moved.flatten(), step.flatten())) > 0:
+            self.t = 1.0
+            self.y = x_new.clone()
+        else:
+            t_new = 0.5 * (1 + (1 + 4 * self.t * self.t) ** 0.5)
+            self.y = x_new + ((self.t - 1) / t_new) * step
+            self.t = t_new
+        self.x = x_new
+        return kkt
+
+    def reset(self) -> None:
+        """Drop the momentum (after the objective changed, e.g. new multipliers)."""
+        self.y = self.x.clone()
+        self.t = 1.0
+
+
+def group_soft_threshold(V: torch.Tensor, tau: float, out: torch.Tensor) -> torch.Tensor:
+    """``prox_{tau sum_g ||.||}(V)``: rows scaled by ``max(0, 1 - tau / ||V_g||)``."""
+    norms = torch.linalg.vector_norm(V, dim=1, keepdim=True)
+    scale = (1 - tau / norms.clamp_min(torch.finfo(V.dtype).tiny)).clamp_min_(0)
+    return torch.mul(V, scale, out=out)
+
+
+def dual_scale(vv: float, vy: float, worst: float, beta: float) -> float:
+    """The ``t`` of :func:`dualnets.certificate.certify`: best in ``[0, beta / worst]``."""
+    t_max = np.inf if worst <= 0 else beta / worst
+    t_best = -vy / vv if vv > 0 else 0.0
+    return float(min(max(t_best, 0.0), t_max))

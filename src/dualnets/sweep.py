@@ -1,0 +1,359 @@
+"""Resumable sweeps: a grid of datasets x n x d x methods x seeds from a TOML file.
+
+Config (see ``configs/example.toml``)::
+
+    name = "example"
+    datasets = ["planted", "breast_cancer"]   # or tables: [datasets.planted] n = [...] d = [...]
+    n = [50, 100]            # training rows (optional: the dataset's default)
+    d = [5, 10]              # features incl. the ones column, synthetic datasets only
+    methods = ["clarabel", "adam", "al+dual-search"]
+    seeds = [0, 1]           # or a count: seeds = 2
+    timeout = 120            # seconds per run (optional)
+    [problem]                # beta, m1, depth, patterns (random P), data_seed, ip_limit
+    [options.adam]           # keyword arguments of a solver's class
+    epochs = 200
+    [search]                 # dual-search budget (SearchConfig fields): starts, steps, ...
+
+Runs execute in local worker processes (forked, one per run, killed on timeout) or, given a
+scheduler address, on a Dask distributed cluster.  The client process alone writes the store
+(:mod:`dualnets.store`) as each run finishes, so killing the sweep loses only the runs in flight
+and running it again skips every stored run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Iterator
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .datasets import check_name, is_synthetic, load_dataset
+from .dual_search import SearchConfig
+from .registry import available_solvers
+from .runner import DEFAULT_IP_LIMIT, TIMING_COLUMNS, Method, Outcome, RunSpec, make_solver, \
+    run_safely
+from .store import ResultStore
+
+TOP_KEYS = ("name", "datasets", "n", "d", "methods", "seeds", "timeout", "workers", "threads",
+            "problem", "options", "search")
+PROBLEM_KEYS = {"beta": float, "m1": int, "depth": int, "patterns": int, "data_seed": int,
+                "ip_limit": int}
+FAILED = ("error", "timeout", "skipped")   # what --retry-failed runs again
+
+
+@dataclass
+class SweepConfig:
+    """A validated sweep grid; :meth:`specs` expands it into runs."""
+
+    name: str
+    grid: list[tuple[str, list, list]]          # (dataset, n values, d values); [None] = default
+    methods: list[str]
+    seeds: list[int]
+    problem: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    search: dict = field(default_factory=dict)
+    timeout: float | None = None
+    workers: int = 1
+    threads: int = 1
+
+    def specs(self) -> list[RunSpec]:
+        out = []
+        for dataset, ns, ds in self.grid:
+            for n in ns:
+                for d in ds:
+                    for method in self.methods:
+                        parsed = Method.parse(method)
+                        opts = self.options.get(parsed.solver, {})
+                        search = self.search if "dual-search" in parsed.strategies else {}
+                        out += [RunSpec(dataset, method, seed, n=n, d=d, options=opts,
+                                        search=search, timeout=self.timeout, **self.problem)
+                                for seed in self.seeds]
+        return out
+
+
+def _int_list(key: str, value, minimum: int) -> list[int]:
+    values = value if isinstance(value, list) else None
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+                             for v in values):
+        raise ValueError(f"{key} must be a non-empty list of integers >= {minimum}, got {value!r}")
+    return values
+
+
+def _positive_int(key: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _check_sizes(name: str, ns: list, ds: list) -> None:
+    """Load each (n, d) once so that an impossible size fails now, not in every run."""
+    for n in ns:
+        for d in ds:
+            load_dataset(name, n=n, d=d)
+
+
+def _grid(raw: dict) -> list[tuple[str, list, list]]:
+    datasets = raw.get("datasets")
+    if isinstance(datasets, list) and datasets and all(isinstance(x, str) for x in datasets):
+        datasets = {name: {} for name in datasets}
+    if not isinstance(datasets, dict) or not datasets:
+        raise ValueError(f"datasets must be a list of names or a table of tables, got {datasets!r}")
+    grid = []
+    for name, sub in datasets.items():
+        check_name(name)
+        if not isinstance(sub, dict) or set(sub) - {"n", "d"}:
+            raise ValueError(f"[datasets.{name}] may only set n and d, got {sub!r}")
+        ns = _int_list(f"n of {name}", sub.get("n", raw.get("n")), 2) \
+            if "n" in sub or "n" in raw else [None]
+        if "d" in sub and not is_synthetic(name):
+            raise ValueError(f"d of {name}: only synthetic datasets scale d, {name!r} does not")
+        d_raw = sub.get("d", raw.get("d"))
+        ds = _int_list(f"d of {name}", d_raw, 1) if d_raw is not None and is_synthetic(name) \
+            else [None]
+        _check_sizes(name, ns, ds)
+        grid.append((name, ns, ds))
+    return grid
+
+
+def _problem(raw: dict) -> dict:
+    problem = raw.get("problem", {})
+    if not isinstance(problem, dict):
+        raise ValueError(f"[problem] must be a table, got {problem!r}")
+    for key, value in problem.items():
+        kind = PROBLEM_KEYS.get(key)
+        if kind is None:
+            raise ValueError(f"unknown key {key!r} in [problem]; expected {', '.join(PROBLEM_KEYS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (kind is int and not isinstance(value, int)):
+            raise ValueError(f"problem.{key} must be {kind.__name__}, got {value!r}")
+    return dict(problem)
+
+
+def _options(raw: dict, methods: list[str]) -> dict:
+    options = raw.get("options", {})
+    if not isinstance(options, dict):
+        raise ValueError(f"[options] must be a table of tables, got {options!r}")
+    solvers = {Method.parse(m).solver for m in methods}
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise ValueError(f"[options.SOLVER] entries must be tables, got {options!r}")
+    for solver, opts in options.items():
+        if solver not in solvers:
+            raise ValueError(f"options given for {solver!r}, which no method uses")
+        if solver in available_solvers():   # check the hyperparameters now, not in every run
+            try:
+                make_solver(Method(solver), RunSpec("config", solver, options=opts))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"options.{solver}: {exc}") from None
+    return options
+
+
+def _search(raw: dict) -> dict:
+    """``[search]``: fields of :class:`dualnets.dual_search.SearchConfig`, checked now."""
+    search = raw.get("search", {})
+    if not isinstance(search, dict):
+        raise ValueError(f"[search] must be a table, got {search!r}")
+    try:
+        SearchConfig(**search)
+    except TypeError as exc:
+        raise ValueError(f"[search]: {exc}") from None
+    return search
+
+
+def parse_config(raw: dict, default_name: str = "sweep") -> SweepConfig:
+    """Validate a parsed TOML document; every mistake is a one-line ``ValueError``."""
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in config; expected {', '.join(TOP_KEYS)}")
+    methods = raw.get("methods")
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+        raise ValueError(f"methods must be a non-empty list of names, got {methods!r}")
+    for method in methods:
+        Method.parse(method)
+    seeds = raw.get("seeds", [0])
+    seeds = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) and \
+        seeds > 0 else _int_list("seeds", seeds, 0)
+    timeout = raw.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or timeout <= 0):
+        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    workers, threads = (_positive_int(k, raw.get(k, 1)) for k in ("workers", "threads"))
+    return SweepConfig(str(raw.get("name", default_name)), _grid(raw), methods, seeds,
+                       _problem(raw), _options(raw, methods), _search(raw), timeout, workers,
+                       threads)
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, default_name=path.stem)
+
+
+# execution ------------------------------------------------------------------------------------
+def limit_threads(threads: int) -> None:
+    """Pin torch, BLAS and Rust thread pools of this process to ``threads``."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+
+
+def execute(spec: RunSpec, threads: int = 1, networks: list | None = None,
+            keep_networks: bool = False) -> Outcome:
+    """One run in the current process (the Dask task); networks dropped unless kept."""
+    limit_threads(threads)
+    outcome = run_safely(spec, networks)
+    return outcome if keep_networks else Outcome(outcome.row, outcome.trace, [])
+
+
+def failed(spec: RunSpec, status: str, message: str, seconds: float) -> Outcome:
+    return Outcome(spec.base_row() | {"status": status, "message": message, "seconds": seconds},
+                   [], [])
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the sweep process dies (best effort)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _child(spec: RunSpec, conn, threads: int, networks: list | None, keep: bool) -> None:
+    _die_with_parent()
+    conn.send(execute(spec, threads, networks, keep))
+    conn.close()
+
+
+def hard_limit(timeout: float | None) -> float:
+    """Seconds after which a local run is killed: solvers with their own time limit stop at
+    ``timeout`` and still need time to evaluate their answer."""
+    return float("inf") if timeout is None else 1.5 * timeout + 2.0
+
+
+def warm_up() -> None:
+    """Import what every run would import on first use (torch.optim pulls in torch._dynamo,
+    ~3 s), once in the parent, so that forked workers inherit it."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def run_local(specs: list[RunSpec], workers: int, threads: int, networks: list | None = None,
+              keep_networks: bool = False) -> Iterator[Outcome]:
+    """Run each spec in a forked process, ``workers`` at a time, yielding as they finish
+    (``networks`` and ``keep_networks``: see :func:`dualnets.runner.run`)."""
+    ctx = mp.get_context("fork")
+    if specs:
+        warm_up()
+    queue, running = deque(specs), {}
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                spec = queue.popleft()
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_child, daemon=True,
+                                   args=(spec, send, threads, networks, keep_networks))
+                proc.start()
+                send.close()
+                running[recv] = (proc, spec, time.monotonic())
+            for conn in wait(list(running), timeout=0.2):
+                proc, spec, started = running.pop(conn)
+                try:
+                    outcome = conn.recv()
+                except EOFError:
+                    proc.join()
+                    outcome = failed(spec, "error", f"worker died (exit code {proc.exitcode})",
+                                     time.monotonic() - started)
+                conn.close()
+                proc.join()
+                yield outcome
+            for conn, (proc, spec, started) in list(running.items()):
+                if time.monotonic() - started > hard_limit(spec.timeout):
+                    proc.kill()
+                    proc.join()
+                    conn.close()
+                    del running[conn]
+                    yield failed(spec, "timeout", f"killed after {hard_limit(spec.timeout):g} s "
+                                 f"(timeout {spec.timeout:g} s)", time.monotonic() - started)
+    finally:
+        for proc, _, _ in running.values():
+            proc.kill()
+
+
+def run_dask(specs: list[RunSpec], address: str, threads: int) -> Iterator[Outcome]:
+    """Submit every spec to the Dask scheduler at ``address``, yielding as runs finish.
+
+    Timeouts are those of the solvers' own limits (``time_limit`` / ``max_seconds``): a Dask
+    worker thread cannot be killed from the client.
+    """
+    from distributed import Client, as_completed
+
+    with Client(address, timeout="20s") as client:
+        by_key = {}
+        for spec in specs:
+            future = client.submit(execute, spec, threads, pure=False,
+                                   key=f"dualnets-run-{spec.run_id}-{time.time_ns()}")
+            by_key[future.key] = (future, spec, time.monotonic())
+        for future in as_completed([f for f, _, _ in by_key.values()]):
+            _, spec, started = by_key[future.key]
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker or task is a failed run
+                yield failed(spec, "error", f"{type(exc).__name__}: {exc}".splitlines()[0],
+                             time.monotonic() - started)
+
+
+def pending_specs(specs: list[RunSpec], store: ResultStore, retry_failed: bool) -> list[RunSpec]:
+    """The specs without a stored row (and, with ``retry_failed``, those that failed or were
+    skipped, e.g. for a method that was not installed then)."""
+    done = store.finished()
+    if retry_failed and done:
+        runs = store.runs()
+        done -= set(runs.loc[runs["status"].isin(FAILED), "run_id"])
+    return [s for s in specs if s.run_id not in done]
+
+
+def run_sweep(config: SweepConfig, out: str | Path, scheduler: str | None = None,
+              workers: int | None = None, retry_failed: bool = False, progress: bool = True):
+    """Run the missing runs of ``config`` into the store at ``out``; return this sweep's table."""
+    from tqdm import tqdm
+
+    store = ResultStore(out)
+    specs = config.specs()
+    ids = [s.run_id for s in specs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("the grid repeats a run (a dataset, n, d, method or seed listed twice)")
+    todo = pending_specs(specs, store, retry_failed)
+    print(f"sweep {config.name!r}: {len(specs)} runs, {len(specs) - len(todo)} already stored "
+          f"in {out}, {len(todo)} to run" + (f" on {scheduler}" if scheduler else ""))
+    outcomes = run_dask(todo, scheduler, config.threads) if scheduler else \
+        run_local(todo, workers or config.workers, config.threads)
+    with tqdm(total=len(todo), disable=not progress or not todo, unit="run") as bar:
+        for outcome in outcomes:
+            store.write(outcome)
+            bar.set_postfix_str(f"{outcome.row['dataset']} {outcome.row['method']} "
+                                f"{outcome.row['status']}", refresh=False)
+            bar.update(1)
+    runs = store.runs()
+    return runs[runs["run_id"].isin(set(ids))].reset_index(drop=True)
+
+
+def comparable(runs):
+    """The table without timings and host, for comparing two sweeps of the same config."""
+    return runs.drop(columns=[c for c in TIMING_COLUMNS if c in runs.columns])

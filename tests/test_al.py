@@ -1,0 +1,186 @@
+"""The augmented Lagrangian solver: agreement with Clarabel, certificate, dtypes, devices."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import cases_dir
+from dualnets.certificate import certify
+from dualnets.cli import main
+from dualnets.io import load_problem, save_problem
+from dualnets.lifting import Lifting
+from dualnets.patterns import sample_patterns
+from dualnets.problem import Problem
+from dualnets.registry import get_solver
+from dualnets.solvers.al import AugmentedLagrangian, warm_arrays
+from dualnets.solvers.torch_ops import TorchLifting
+
+TOL = 1e-6
+
+
+def random_problem(depth: int, seed: int = 1, n: int = 20, d: int = 3, P: int = 6,
+                   beta: float = 0.1) -> Problem:
+    rng = np.random.default_rng(seed)
+    X = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
+    problem = Problem(X, rng.standard_normal(n), beta, 2, depth=depth, name=f"rand{depth}")
+    return problem.with_patterns(sample_patterns(X, 2, P, seed, depth))
+
+
+def clarabel_objective(problem: Problem) -> float:
+    res = get_solver("clarabel", tol=1e-10).solve(problem)
+    return certify(Lifting.from_problem(problem), problem.y, problem.beta, res.Z).objective
+
+
+def assert_certified_match(problem: Problem, result, tol: float = TOL) -> None:
+    lift = Lifting.from_problem(problem)
+    cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer,
+                   gap_tol=tol, violation_tol=tol)
+    assert cert.relative_gap <= tol and cert.constraint_violation <= tol, cert
+    ref = clarabel_objective(problem)
+    assert abs(cert.objective - ref) <= tol * abs(ref), (cert.objective, ref)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_al_matches_clarabel_with_certified_gap(depth):
+    problem = random_problem(depth)
+    result = AugmentedLagrangian(max_seconds=60).solve(problem)
+    assert result.status == "optimal"
+    assert result.model == "relu"
+    assert_certified_match(problem, result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["public_tiny_1d", "public_teacher", "public_breast_cancer"])
+def test_al_matches_clarabel_on_public_cases(name):
+    folder = cases_dir()
+    if folder is None or not (folder / f"{name}.npz").is_file():
+        pytest.skip("public cases not present (set DUALNETS_CASES)")
+    problem = load_problem(folder / f"{name}.npz")
+    result = AugmentedLagrangian(max_seconds=300).solve(problem)
+    assert_certified_match(problem, result)
+
+
+def test_torch_gradient_is_the_certificate_adjoint():
+    """With rho = 0 the multipliers are lam and the gradient is (A'v - B'lam) of certify()."""
+    problem = random_problem(3, seed=4)
+    lift = Lifting.from_problem(problem)
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((lift.n_groups, problem.d))
+    lam_i = rng.random((lift.n_groups, problem.n))
+    lam_o = rng.random((lift.n_blocks, problem.n))
+    ops = TorchLifting(lift, problem.y)
+    ws = ops.workspace()
+    grad = ops.al_gradient(torch.as_tensor(Z), torch.as_tensor(lam_i), torch.as_tensor(lam_o),
+                           0.0, ws)
+    v = lift.predict(Z) - problem.y
+    np.testing.assert_allclose(ws.r.numpy(), v, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), lift.adjoint(v, lam_i, lam_o), rtol=1e-10,
+                               atol=1e-10)
+
+
+def test_float32_converges_to_1e4_in_objective_and_feasibility():
+    problem = random_problem(3)
+    result = AugmentedLagrangian(dtype="float32", max_iters=8000).solve(problem)
+    lift = Lifting.from_problem(problem)
+    cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer)
+    ref = clarabel_objective(problem)
+    assert abs(cert.objective - ref) <= 1e-4 * abs(ref)
+    assert cert.constraint_violation <= 1e-4
+
+
+@pytest.mark.xfail(strict=True, reason="known: in float32 the certified gap stalls near 1e-3 "
+                   "(multipliers ~1e3 beta lose their last digits), see the issue 3 note")
+def test_float32_certified_gap_reaches_1e4():
+    problem = random_problem(3)
+    result = AugmentedLagrangian(dtype="float32", max_iters=8000).solve(problem)
+    lift = Lifting.from_problem(problem)
+    cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer)
+    assert cert.relative_gap <= 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_cuda_matches_cpu():
+    problem = random_problem(3)
+    result = AugmentedLagrangian(device="cuda", max_seconds=60).solve(problem)
+    assert result.info["device"] == "cuda"
+    assert_certified_match(problem, result)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_supports_says_why_cuda_is_missing():
+    ok, why = AugmentedLagrangian(device="cuda").supports(random_problem(2))
+    assert not ok and "cuda is not available" in why
+    with pytest.raises(ValueError, match="cuda is not available"):
+        AugmentedLagrangian(device="cuda").solve(random_problem(2))
+
+
+def test_bad_options_name_expected_and_got():
+    with pytest.raises(ValueError, match="dtype must be one of .* got 'float16'"):
+        AugmentedLagrangian(dtype="float16")
+    with pytest.raises(ValueError, match="device must be one of .* got 'tpu'"):
+        AugmentedLagrangian(device="tpu")
+    with pytest.raises(ValueError, match="rho_scale must be > 0, got -1"):
+        AugmentedLagrangian(rho_scale=-1)
+
+
+def test_trace_and_timings():
+    problem = random_problem(3)
+    result = AugmentedLagrangian(max_seconds=60, trace_every=500).solve(problem)
+    seconds = [row[0] for row in result.trace]
+    iterations = [row[1] for row in result.trace]
+    assert all(len(row) == 5 for row in result.trace)
+    assert seconds == sorted(seconds) and iterations == sorted(iterations)
+    assert result.trace[-1][3] <= TOL and result.trace[-1][4] <= TOL
+    assert result.warmup_seconds > 0 and result.solve_seconds >= seconds[-1] > 0
+
+
+def test_limits_give_their_status():
+    problem = random_problem(3)
+    assert AugmentedLagrangian(max_iters=5).solve(problem).status == "max_iterations"
+    assert AugmentedLagrangian(max_seconds=1e-9).solve(problem).status == "time_limit"
+
+
+def test_warm_start_maps_groups_by_pattern_identity():
+    problem = random_problem(3)
+    first = AugmentedLagrangian(max_seconds=60).solve(problem)
+    pat = problem.patterns
+    extra = sample_patterns(problem.X, 2, 10, seed=7, depth=3)
+    order = np.arange(pat.n_patterns)[::-1]
+    grown = problem.with_patterns(extra.concat(pat.take(order)))   # new ones first, reversed
+    lift = Lifting.from_problem(grown)
+    Z, lam_i, lam_o = warm_arrays(grown, lift, first)
+    # same predictions and multipliers' total mass: the groups moved, nothing was lost
+    np.testing.assert_allclose(lift.predict(Z), Lifting.from_problem(problem).predict(first.Z),
+                               atol=1e-12)
+    assert np.isclose(lam_i.sum(), first.lam_inner.sum()) and np.isclose(
+        lam_o.sum(), first.lam_outer.sum())
+
+
+def test_warm_start_over_beta_path_is_faster():
+    problem = random_problem(3)
+    cold = AugmentedLagrangian(max_seconds=60).solve(problem)
+    nearby = Problem(problem.X, problem.y, problem.beta * 1.05, 2, 3, patterns=problem.patterns)
+    warm = AugmentedLagrangian(max_seconds=60).solve(nearby, warm_start=cold)
+    again = AugmentedLagrangian(max_seconds=60).solve(nearby)
+    assert warm.status == "optimal"
+    assert warm.iterations < again.iterations
+    assert_certified_match(nearby, warm)
+
+
+def test_cli_solve_with_al_writes_clarabel_keys(tmp_path):
+    problem = random_problem(3)
+    save_problem(problem, tmp_path / "p.npz")
+    keys = {}
+    for solver in ("clarabel", "al"):
+        out = tmp_path / f"{solver}.json"
+        assert main(["solve", str(tmp_path / "p.npz"), "--solver", solver, "--json",
+                     str(out)]) == 0
+        keys[solver] = json.loads(out.read_text())
+    assert set(keys["clarabel"]) <= set(keys["al"])
+    assert keys["al"]["certified"] is True
+    assert abs(keys["al"]["objective"] - keys["clarabel"]["objective"]) <= 1e-6 * abs(
+        keys["clarabel"]["objective"])

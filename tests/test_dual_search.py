@@ -1,0 +1,157 @@
+"""Dual-search column generation and the `network` / `dual-search` pattern strategies."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import cases_dir, tiny_problem
+
+from dualnets.certificate import certify
+from dualnets.cli import main
+from dualnets.dual_search import SearchConfig, dual_search, search_dual_bound, search_subnetworks
+from dualnets.io import load_problem, save_problem
+from dualnets.lifting import Lifting
+from dualnets.network import ParallelNet
+from dualnets.pattern_specs import SpecContext, apply_spec
+from dualnets.patterns import patterns_from_network
+from dualnets.problem import Problem
+from dualnets.registry import get_solver
+
+ROUND_KEYS = {"round", "patterns", "added", "objective", "max_violation", "search_dual_bound",
+              "solve_seconds", "search_seconds"}
+
+
+def optimum(problem: Problem) -> float:
+    res = get_solver("clarabel").solve(problem)
+    return certify(Lifting.from_problem(problem), problem.y, problem.beta, res.Z).objective
+
+
+@pytest.mark.parametrize("seed, n", [(0, 6), (3, 6), pytest.param(1, 8, marks=pytest.mark.slow),
+                                     pytest.param(5, 8, marks=pytest.mark.slow)])
+def test_reaches_the_exhaustive_optimum_from_five_random_patterns(seed, n):
+    p = tiny_problem(seed, n=n, d=2)
+    best = optimum(apply_spec(p, "exhaustive"))
+    start = apply_spec(p, "random:5", SpecContext(seed=seed))
+    out = dual_search(start, get_solver("clarabel"), seed=seed)
+    found = certify(Lifting.from_problem(out.problem), p.y, p.beta, out.result.Z).objective
+    assert abs(found - best) <= 1e-5 * best
+    assert out.rounds[-1]["added"] == 0 and out.rounds[-1]["max_violation"] <= 1 + 1e-6
+
+
+@pytest.mark.skipif(cases_dir() is None, reason="public cases not available")
+def test_reaches_the_public_exhaustive_reference():
+    case = load_problem(cases_dir() / "public_tiny_1d.npz")
+    ref = float(np.load(cases_dir() / "public_tiny_1d.npz")["ref_exhaustive"])
+    start = case.with_patterns(case.patterns.take(np.arange(5)))
+    out = dual_search(start, get_solver("clarabel"))
+    found = certify(Lifting.from_problem(out.problem), case.y, case.beta, out.result.Z).objective
+    assert abs(found - ref) <= 1e-5 * ref
+
+
+def test_rounds_are_logged_and_objectives_do_not_increase():
+    p = tiny_problem(2, n=8, d=2)
+    log = []
+    out = dual_search(p, get_solver("clarabel"), SearchConfig(max_add=3), seed=1, log=log)
+    assert log == out.rounds and len(log) >= 2
+    assert all(ROUND_KEYS <= set(r) for r in log)
+    assert log[0]["patterns"] == 0 and log[0]["objective"] == pytest.approx(0.5 * p.y @ p.y)
+    objectives = [r["objective"] for r in log]
+    assert all(b <= a * (1 + 1e-7) for a, b in zip(objectives, objectives[1:]))
+    assert all(r["added"] <= 3 for r in log)
+
+
+def test_budget_stops_and_leaves_a_solved_problem():
+    p = tiny_problem(0, n=8, d=2)
+    out = dual_search(p, get_solver("clarabel"), SearchConfig(max_rounds=1, max_add=2))
+    assert len(out.rounds) == 2 and np.isnan(out.rounds[-1]["max_violation"])
+    assert out.result.Z.shape == (2 * 2 * out.problem.n_patterns, 2)
+
+
+def test_search_values_are_those_of_unit_subnetworks():
+    rng = np.random.default_rng(0)
+    X, v = rng.standard_normal((15, 3)), rng.standard_normal(15)
+    found = search_subnetworks(X, v, 2, SearchConfig(starts=64, steps=30), seed=0)
+    assert np.allclose(np.linalg.norm(found.W1.reshape(64, -1), axis=1), 1.0)
+    assert np.allclose(np.linalg.norm(found.w2, axis=1), 1.0)
+    net = ParallelNet(found.W1, found.w2, found.sign)
+    assert np.allclose(found.value, net.subnetwork_outputs(X) @ v)
+    # the ascent improves on random unit sub-networks
+    W1 = rng.standard_normal((2000, 3, 2))
+    W1 /= np.linalg.norm(W1.reshape(2000, -1), axis=1)[:, None, None]
+    w2 = rng.standard_normal((2000, 2))
+    w2 /= np.linalg.norm(w2, axis=1, keepdims=True)
+    random_best = np.abs(ParallelNet(W1, w2, np.ones(2000)).subnetwork_outputs(X) @ v).max()
+    assert found.value.max() >= random_best
+
+
+def test_search_dual_bound_is_the_best_scaling_within_the_violation():
+    v, y = np.array([1.0, -2.0]), np.array([-1.0, 1.5])      # unconstrained best t = 4/5
+    dual = lambda t: -t * v @ y - 0.5 * t * t * v @ v          # noqa: E731
+    assert search_dual_bound(v, y, 0.5) == pytest.approx(dual(0.8))
+    assert search_dual_bound(v, y, 4.0) == pytest.approx(dual(0.25))
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(starts=0), r"starts must be an integer >= 1, got 0"),
+    (dict(lr=-1.0), r"lr must be > 0, got -1.0"),
+    (dict(max_rounds=2.5), r"max_rounds must be an integer >= 1, got 2.5"),
+    (dict(time_limit=0.0), r"time_limit must be > 0 or None, got 0.0"),
+    (dict(local_starts=-2), r"local_starts must be >= 0, got -2"),
+])
+def test_bad_search_config(options, match):
+    with pytest.raises(ValueError, match=match):
+        SearchConfig(**options)
+
+
+def _net(p: Problem) -> ParallelNet:
+    return get_solver("adam", K=6, lrs=(1e-2,), epochs=60).solve(p).network
+
+
+def test_network_strategy_uses_given_networks():
+    p = tiny_problem(1, n=10, d=3)
+    net = _net(p)
+    got = apply_spec(p, "network", SpecContext(networks=[net]))
+    expected = patterns_from_network(net, p.X)
+    assert got.n_patterns == expected.n_patterns
+    assert np.array_equal(got.patterns.inner, expected.inner)
+    bad = ParallelNet(np.ones((1, 5, 2)), np.ones((1, 2)), np.ones(1))
+    with pytest.raises(ValueError, match=r"need W1 of shape \(K, 3, 2\), got \(1, 5, 2\)"):
+        apply_spec(p, "network", SpecContext(networks=[bad]))
+
+
+@pytest.mark.slow
+def test_network_strategy_trains_the_default_baseline_when_none_given():
+    p = tiny_problem(2, n=10, d=3)
+    ctx = SpecContext(seed=0)
+    got = apply_spec(p, "random:2,network:sgd", ctx)
+    assert len(ctx.networks) == 1 and got.n_patterns > 2
+
+
+def test_spec_chain_with_dual_search_logs_rounds():
+    p = tiny_problem(4, n=8, d=2)
+    ctx = SpecContext(seed=0)
+    got = apply_spec(p, "random:5,dual-search:clarabel", ctx)
+    assert ctx.log and all(r["strategy"] == "dual-search" for r in ctx.log)
+    assert got.n_patterns >= 5
+    with pytest.raises(ValueError, match="unknown solver 'nope'"):
+        apply_spec(p, "dual-search:nope")
+
+
+def test_solve_command_with_networks_and_dual_search(tmp_path):
+    p = tiny_problem(5, n=6, d=2)
+    save_problem(p.with_patterns(apply_spec(p, "random:3").patterns), tmp_path / "p.npz")
+    _net(p).save(tmp_path / "net.npz")
+    out = tmp_path / "out.json"
+    code = main(["solve", str(tmp_path / "p.npz"), "--patterns", "random:5,network,dual-search",
+                 "--networks", str(tmp_path / "net.npz"), "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["pattern_log"] and data["relative_gap"] <= 1e-6
+    best = optimum(apply_spec(p, "exhaustive"))
+    assert data["objective"] == pytest.approx(best, rel=1e-5)
+
+
+def test_make_problem_with_networks_missing_file(tmp_path, capsys):
+    code = main(["make-problem", "--dataset", "wine", "--patterns", "random:3,network",
+                 "--networks", str(tmp_path / "absent.npz"), "-o", str(tmp_path / "p.npz")])
+    assert code == 2 and "absent.npz" in capsys.readouterr().err
