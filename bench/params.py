@@ -105,7 +105,7 @@ PROFILES: dict[str, Profile] = {
         max_nd={"clarabel": 1600},  # Clarabel takes 10-20 s at d = 64 here; skipping is smoked
         sgd_epoch_options={"K": 20, "lrs": (1e-2,), "epochs": 1, "seeds": 1, "batch_size": 64},
         timeouts={"solve": 120, "cache": 600, "track": 60, "sampling": 60},
-        repeat=(2, 5, 10.0),
+        repeat=(3, 10, 20.0),
         rounds=2,
     ),
     "full": Profile(

@@ -97,7 +97,7 @@ def search_row(method: str, problem: Problem, config: SearchConfig) -> dict:
     return row
 
 
-def time_to_reach(rounds: list[dict], target: float) -> float:
+def seconds_to_reach(rounds: list[dict], target: float) -> float:
     """Seconds of dual-search (solves and searches) until a round's objective <= target."""
     spent = 0.0
     for r in rounds:
@@ -118,7 +118,7 @@ def run_dataset(name: str, args, rows: list[dict], save) -> None:
         row["dataset"] = name
         row["vs_best_sgd_adam"] = (row["nc_objective"] - min(best)) / min(best)
         if "rounds" in row:
-            row["seconds_to_beat_sgd_adam"] = time_to_reach(row["rounds"], min(best))
+            row["seconds_to_beat_sgd_adam"] = seconds_to_reach(row["rounds"], min(best))
         rows.append(row)
         print(f"  {name}: {row['method']}: {row['nc_objective']:.6g} ({row['seconds']:.1f} s)",
               flush=True)

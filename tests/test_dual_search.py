@@ -88,6 +88,7 @@ def test_search_dual_bound_is_the_best_scaling_within_the_violation():
     v, y = np.array([1.0, -2.0]), np.array([-1.0, 1.5])      # unconstrained best t = 4/5
     dual = lambda t: -t * v @ y - 0.5 * t * t * v @ v          # noqa: E731
     assert search_dual_bound(v, y, 0.5) == pytest.approx(dual(0.8))
+    assert search_dual_bound(0.5 * v, y, 0.5) == pytest.approx(-v @ y / 2 - v @ v / 8)  # t <= 1
     assert search_dual_bound(v, y, 4.0) == pytest.approx(dual(0.25))
 
 

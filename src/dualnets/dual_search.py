@@ -178,9 +178,13 @@ def new_patterns(current: Patterns, X: np.ndarray, found: Found, threshold: floa
 
 
 def search_dual_bound(v: np.ndarray, y: np.ndarray, violation: float) -> float:
-    """``max_t -t v'y - t^2/2 ||v||^2`` over ``0 <= t <= 1 / max(violation, tiny)``."""
+    """``max_t -t v'y - t^2/2 ||v||^2`` over ``0 <= t <= 1 / max(violation, 1)``.
+
+    The violation is taken as at least 1: at a solution of the restricted program its active
+    sub-networks reach exactly beta, so a search reporting less has only missed them.
+    """
     vv, vy = float(v @ v), float(v @ y)
-    t = min(max(-vy / vv, 0.0) if vv > 0 else 0.0, 1.0 / max(violation, 1e-300))
+    t = min(max(-vy / vv, 0.0) if vv > 0 else 0.0, 1.0 / max(violation, 1.0))
     return -t * vy - 0.5 * t * t * vv
 
 

@@ -28,12 +28,15 @@ from ..result import Result
 from ..solvers.base import Solver
 
 DEFAULT_LRS: tuple[float, ...] = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
-RUN_STATUSES: tuple[str, ...] = ("max_iterations", "time_limit", "diverged")
 
 
 @dataclass(frozen=True)
 class Run:
-    """One (seed, lr) training run; ``objective`` is the training objective of the method."""
+    """One (seed, lr) training run; ``objective`` is the training objective of the method.
+
+    ``status`` is "max_iterations" (all epochs done), "time_limit" or "diverged" (then the
+    objectives are NaN).
+    """
 
     seed: int
     lr: float

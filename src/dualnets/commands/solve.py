@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         row["pattern_log"] = ctx.log   # e.g. the dual-search rounds
     for key in JSON_KEYS:
         row.setdefault(key, float("nan") if key not in ("certified",) else False)
-    print_table([row], ["solver", "status", "objective", "dual_objective", "relative_gap",
+    print_table([row], ["solver", "model", "status", "objective", "dual_objective", "relative_gap",
                         "constraint_violation", "certified", "network_objective",
                         "active_subnetworks", "n_patterns", "solve_seconds"])
     if args.json:

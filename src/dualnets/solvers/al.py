@@ -210,7 +210,9 @@ class AugmentedLagrangian(Solver):
     polish_at : float
         Relative gap and violation below which the Newton polish is tried (al_polish).
     threads : int or None
-        ``torch.set_num_threads`` during the solve (None: leave as is).
+        ``torch.set_num_threads`` during the solve (None: leave torch's setting).  Default 1:
+        on the shared 2-core machines 2-thread BLAS was ~50x slower under load (measured with
+        ``dualnets solve``: 173 s against ~3 s); raise it on an idle machine for large n.
     trace_every : int
         Also trace every this many iterations (0: only at multiplier updates); these extra
         evaluations are excluded from the clock.
@@ -224,7 +226,7 @@ class AugmentedLagrangian(Solver):
                  max_iters: int = 50_000, max_seconds: float = math.inf, device: str = "cpu",
                  dtype: str = "float64", rho_scale: float = 10.0, inner_tol: float = 1e-2,
                  inner_decay: float = 4.0, rho_growth: float = 5.0, inner_iters: int = 1000,
-                 polish_at: float = 1e-2, threads: int | None = None, trace_every: int = 0,
+                 polish_at: float = 1e-2, threads: int | None = 1, trace_every: int = 0,
                  verbose: bool = False):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")

@@ -58,6 +58,14 @@ def _tight_rows(lift: Lifting, S: np.ndarray, mu_i: np.ndarray, mu_o: np.ndarray
     return np.vstack(rows), keys
 
 
+def _kkt_size(lift: Lifting, S: np.ndarray, d: int, mu_i: np.ndarray, mu_o) -> int:
+    """Unknowns of the reduced KKT system, counted before anything is allocated."""
+    rows = int(np.count_nonzero(mu_i[S] > 0))
+    if lift.depth == 3 and mu_o is not None:
+        rows += int(np.count_nonzero(mu_o[np.unique(S // lift.m1)] > 0))
+    return S.size * d + rows
+
+
 def _newton(A: np.ndarray, y: np.ndarray, C: np.ndarray, beta: float, z: np.ndarray, d: int):
     """Damped Newton on the equality-constrained reduced problem; returns z and its gradient.
 
@@ -122,15 +130,13 @@ def polish(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray, mu_i: np.nd
     d, m1 = Z.shape[1], lift.m1
     norms = np.linalg.norm(Z, axis=1)
     S = np.flatnonzero(norms > ACTIVE_REL * norms.max(initial=0.0))
-    if S.size == 0 or lift.X.shape[0] > MAX_ROWS:
+    if S.size == 0 or lift.X.shape[0] > MAX_ROWS or _kkt_size(lift, S, d, mu_i, mu_o) > MAX_KKT:
         return None
     coef, _, outer = _tiled(lift)
     weight = coef[S] * (lift.block_sign[S // m1, None] * outer[S // m1])
     n = lift.X.shape[0]
     A = (weight[:, :, None] * lift.X[None]).transpose(1, 0, 2).reshape(n, S.size * d)
     C, keys = _tight_rows(lift, S, mu_i, mu_o)
-    if S.size * d + C.shape[0] > MAX_KKT:
-        return None
     z, grad = _newton(A, y, C, beta, Z[S].ravel().copy(), d)
     lam_T = lstsq(C.T, grad, lapack_driver="gelsy")[0] if C.shape[0] else np.zeros(0)
     Z_new = np.zeros_like(Z)

@@ -46,7 +46,8 @@ class GatedFista(Solver):
     check_every : int
         Iterations between gap checks (each costs one extra gradient).
     threads : int or None
-        ``torch.set_num_threads`` during the solve.
+        ``torch.set_num_threads`` during the solve (None: torch's setting; default 1, see
+        :class:`dualnets.solvers.al.AugmentedLagrangian`).
     """
 
     name = "gated-fista"
@@ -55,7 +56,7 @@ class GatedFista(Solver):
 
     def __init__(self, gap_tol: float | None = None, max_iters: int = 50_000,
                  max_seconds: float = math.inf, device: str = "cpu", dtype: str = "float64",
-                 check_every: int = 10, threads: int | None = None):
+                 check_every: int = 10, threads: int | None = 1):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
         if device not in self.devices:
