@@ -38,8 +38,7 @@ from ..problem import Patterns, Problem
 from ..registry import register
 from ..result import Result
 from .al_polish import polish
-from .base import Solver
-from .torch_ops import DTYPES, Fista, TorchLifting, Workspace, device_available, dual_scale
+from .torch_ops import Fista, TorchLifting, TorchSolver, Workspace, dual_scale
 
 DEFAULT_TOL = {"float64": 1e-6, "float32": 1e-4}
 LIPSCHITZ_SAFETY = 1.05
@@ -184,7 +183,7 @@ def _to_numpy(t: torch.Tensor | None) -> np.ndarray | None:
 
 # the solver ----------------------------------------------------------------------------------
 @register
-class AugmentedLagrangian(Solver):
+class AugmentedLagrangian(TorchSolver):
     """Augmented Lagrangian with FISTA inner solves, on CPU or CUDA (module docstring).
 
     Parameters
@@ -220,7 +219,6 @@ class AugmentedLagrangian(Solver):
 
     name = "al"
     model = "relu"
-    devices = ("cpu", "cuda")
 
     def __init__(self, gap_tol: float | None = None, violation_tol: float | None = None,
                  max_iters: int = 50_000, max_seconds: float = math.inf, device: str = "cpu",
@@ -228,10 +226,7 @@ class AugmentedLagrangian(Solver):
                  inner_decay: float = 4.0, rho_growth: float = 5.0, inner_iters: int = 1000,
                  polish_at: float = 1e-2, threads: int | None = 1, trace_every: int = 0,
                  verbose: bool = False):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
-        if device not in self.devices:
-            raise ValueError(f"device must be one of {self.devices}, got {device!r}")
+        self._set_device(device, dtype)
         for label, value in (("rho_scale", rho_scale), ("inner_tol", inner_tol),
                              ("max_seconds", max_seconds)):
             if not value > 0:
@@ -241,7 +236,7 @@ class AugmentedLagrangian(Solver):
         self.gap_tol = DEFAULT_TOL[dtype] if gap_tol is None else float(gap_tol)
         self.violation_tol = DEFAULT_TOL[dtype] if violation_tol is None else float(violation_tol)
         self.max_iters, self.max_seconds = int(max_iters), float(max_seconds)
-        self.device, self.dtype, self.rho_scale = device, dtype, float(rho_scale)
+        self.rho_scale = float(rho_scale)
         self.inner_tol, self.inner_decay = float(inner_tol), float(inner_decay)
         if rho_growth < 1:
             raise ValueError(f"rho_growth must be >= 1, got {rho_growth}")
@@ -251,23 +246,6 @@ class AugmentedLagrangian(Solver):
         self.inner_iters = int(inner_iters)
         self.polish_at = float(polish_at)
         self.threads, self.trace_every, self.verbose = threads, int(trace_every), verbose
-
-    def supports(self, problem: Problem) -> tuple[bool, str]:
-        if problem.loss != "squared":
-            return False, f"only the squared loss is implemented, got {problem.loss!r}"
-        return device_available(self.device)
-
-    def solve(self, problem: Problem, warm_start: Result | None = None) -> Result:
-        ok, why = self.supports(problem)
-        if not ok:
-            raise ValueError(f"{self.name} cannot solve this problem: {why}")
-        threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            return self._solve(problem, warm_start)
-        finally:
-            torch.set_num_threads(threads)
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
         start = time.perf_counter()

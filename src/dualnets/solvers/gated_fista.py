@@ -20,8 +20,7 @@ from ..problem import Problem
 from ..registry import register
 from ..result import Result
 from .al import DEFAULT_TOL, LIPSCHITZ_SAFETY, Clock, RunState, _to_numpy, warm_arrays
-from .base import Solver
-from .torch_ops import DTYPES, Fista, TorchLifting, Workspace, device_available, dual_scale
+from .torch_ops import Fista, TorchLifting, TorchSolver, Workspace, dual_scale
 
 
 def gated_gap(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: float):
@@ -33,7 +32,7 @@ def gated_gap(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: float):
 
 
 @register
-class GatedFista(Solver):
+class GatedFista(TorchSolver):
     """FISTA with restarts on the gated relaxation, on CPU or CUDA.
 
     Parameters
@@ -52,38 +51,16 @@ class GatedFista(Solver):
 
     name = "gated-fista"
     model = "gated"
-    devices = ("cpu", "cuda")
 
     def __init__(self, gap_tol: float | None = None, max_iters: int = 50_000,
                  max_seconds: float = math.inf, device: str = "cpu", dtype: str = "float64",
                  check_every: int = 10, threads: int | None = 1):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
-        if device not in self.devices:
-            raise ValueError(f"device must be one of {self.devices}, got {device!r}")
+        self._set_device(device, dtype)
         if check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {check_every}")
         self.gap_tol = DEFAULT_TOL[dtype] if gap_tol is None else float(gap_tol)
         self.max_iters, self.max_seconds = int(max_iters), float(max_seconds)
-        self.device, self.dtype = device, dtype
         self.check_every, self.threads = check_every, threads
-
-    def supports(self, problem: Problem) -> tuple[bool, str]:
-        if problem.loss != "squared":
-            return False, f"only the squared loss is implemented, got {problem.loss!r}"
-        return device_available(self.device)
-
-    def solve(self, problem: Problem, warm_start: Result | None = None) -> Result:
-        ok, why = self.supports(problem)
-        if not ok:
-            raise ValueError(f"{self.name} cannot solve this problem: {why}")
-        threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            return self._solve(problem, warm_start)
-        finally:
-            torch.set_num_threads(threads)
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
         start = time.perf_counter()

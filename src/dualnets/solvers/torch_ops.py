@@ -24,6 +24,9 @@ import numpy as np
 import torch
 
 from ..lifting import Lifting
+from ..problem import Problem
+from ..result import Result
+from .base import Solver
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -246,3 +249,37 @@ def dual_scale(vv: float, vy: float, worst: float, beta: float) -> float:
     t_max = np.inf if worst <= 0 else beta / worst
     t_best = -vy / vv if vv > 0 else 0.0
     return float(min(max(t_best, 0.0), t_max))
+
+
+class TorchSolver(Solver):
+    """What the PyTorch solvers share: device and dtype checks, ``supports``, and thread
+    pinning around ``_solve(problem, warm_start)``, which each subclass implements."""
+
+    devices = ("cpu", "cuda")
+
+    def _set_device(self, device: str, dtype: str) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+        if device not in self.devices:
+            raise ValueError(f"device must be one of {self.devices}, got {device!r}")
+        self.device, self.dtype = device, dtype
+
+    def supports(self, problem: Problem) -> tuple[bool, str]:
+        if problem.loss != "squared":
+            return False, f"only the squared loss is implemented, got {problem.loss!r}"
+        return device_available(self.device)
+
+    def solve(self, problem: Problem, warm_start: Result | None = None) -> Result:
+        ok, why = self.supports(problem)
+        if not ok:
+            raise ValueError(f"{self.name} cannot solve this problem: {why}")
+        threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            return self._solve(problem, warm_start)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
+        raise NotImplementedError
