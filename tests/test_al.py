@@ -44,10 +44,11 @@ def assert_certified_match(problem: Problem, result, tol: float = TOL) -> None:
     assert abs(cert.objective - ref) <= tol * abs(ref), (cert.objective, ref)
 
 
+@pytest.mark.parametrize("line_search", [False, True])
 @pytest.mark.parametrize("depth", [2, 3])
-def test_al_matches_clarabel_with_certified_gap(depth):
+def test_al_matches_clarabel_with_certified_gap(depth, line_search):
     problem = random_problem(depth)
-    result = AugmentedLagrangian(max_seconds=60).solve(problem)
+    result = AugmentedLagrangian(max_seconds=60, line_search=line_search).solve(problem)
     assert result.status == "optimal"
     assert result.model == "relu"
     assert_certified_match(problem, result)
@@ -80,6 +81,35 @@ def test_torch_gradient_is_the_certificate_adjoint():
     np.testing.assert_allclose(ws.r.numpy(), v, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grad.numpy(), lift.adjoint(v, lam_i, lam_o), rtol=1e-10,
                                atol=1e-10)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_al_value_is_the_smooth_part_of_the_augmented_lagrangian(depth):
+    """1/2||Az - y||^2 + 1/(2 rho)||(lam - rho Bz)_+||^2, by numpy, and its gradient's FD."""
+    problem = random_problem(depth, seed=4)
+    lift = Lifting.from_problem(problem)
+    rng = np.random.default_rng(1)
+    Z = rng.standard_normal((lift.n_groups, problem.d))
+    lam_i = rng.random((lift.n_groups, problem.n))
+    lam_o = rng.random((lift.n_blocks, problem.n)) if depth == 3 else np.zeros(0)
+    rho = 0.7
+    U = lift.activations(Z)
+    inner = np.maximum(lam_i - rho * lift.inner_values(U), 0)
+    outer = np.maximum(lam_o - rho * lift.outer_values(lift.block_outputs(U)), 0) \
+        if depth == 3 else np.zeros(0)
+    r = lift.predict(Z) - problem.y
+    expected = 0.5 * r @ r + 0.5 / rho * (np.sum(inner ** 2) + np.sum(outer ** 2))
+    ops = TorchLifting(lift, problem.y)
+    ws = ops.workspace()
+    T = torch.as_tensor
+    value = ops.al_value(T(Z), T(lam_i), T(lam_o), rho, ws)
+    grad = ops.al_gradient(T(Z), T(lam_i), T(lam_o), rho, ws).numpy().copy()
+    assert value == pytest.approx(expected, rel=1e-12)
+    assert ops.al_value_after_gradient(rho, ws) == pytest.approx(expected, rel=1e-12)
+    step = 1e-6 * rng.standard_normal(Z.shape)
+    change = ops.al_value(T(Z + step), T(lam_i), T(lam_o), rho, ws) - \
+        ops.al_value(T(Z - step), T(lam_i), T(lam_o), rho, ws)
+    assert change == pytest.approx(2 * np.sum(grad * step), rel=1e-5)
 
 
 def test_float32_converges_to_1e4_in_objective_and_feasibility():
@@ -142,6 +172,25 @@ def test_limits_give_their_status():
     problem = random_problem(3)
     assert AugmentedLagrangian(max_iters=5).solve(problem).status == "max_iterations"
     assert AugmentedLagrangian(max_seconds=1e-9).solve(problem).status == "time_limit"
+
+
+@pytest.mark.parametrize("max_iters", [150, 200, 230])
+def test_stopped_result_carries_the_multipliers_of_its_last_trace_row(max_iters):
+    # the budget runs out just after a multiplier update (200), inside an inner solve (150,
+    # 230): either way the returned (Z, lam) are the point the last trace row certified, and
+    # no iterate is certified twice (a second check would update its multipliers again)
+    problem = random_problem(3, n=40, P=10, beta=0.01)
+    result = AugmentedLagrangian(max_iters=max_iters, inner_iters=100, polish_at=0.0,
+                                 gap_tol=1e-12).solve(problem)
+    assert result.status == "max_iterations"
+    iterations = [row[1] for row in result.trace]
+    assert iterations == sorted(set(iterations)) and iterations[-1] == max_iters
+    cert = certify(Lifting.from_problem(problem), problem.y, problem.beta, result.Z,
+                   result.lam_inner, result.lam_outer)
+    _, _, objective, gap, violation = result.trace[-1]
+    assert cert.objective == pytest.approx(objective, rel=1e-12)
+    assert cert.relative_gap == pytest.approx(gap, rel=1e-9, abs=1e-12)
+    assert cert.constraint_violation == pytest.approx(violation, rel=1e-9, abs=1e-15)
 
 
 def test_warm_start_maps_groups_by_pattern_identity():

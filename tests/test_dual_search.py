@@ -120,6 +120,26 @@ def test_network_strategy_uses_given_networks():
         apply_spec(p, "network", SpecContext(networks=[bad]))
 
 
+
+def test_network_top_keeps_the_largest_subnetworks():
+    p = tiny_problem(1, n=10, d=3)
+    W1 = np.random.default_rng(0).standard_normal((4, 3, 2))
+    w2 = np.abs(np.random.default_rng(1).standard_normal((4, 2)))   # every outer mask active
+    net = ParallelNet(W1, w2, np.array([0.0, 3.0, 0.1, 1.0]))
+    size = np.linalg.norm(net.subnetwork_outputs(p.X), axis=1)
+    assert size[0] == 0 and np.all(size[1:] > 0)
+    big = np.argsort(-size)[:2]
+    assert np.array_equal(
+        patterns_from_network(net, p.X, top=2).inner,
+        patterns_from_network(ParallelNet(W1[big], w2[big], net.w3[big]), p.X).inner)
+    # a sub-network with zero output never counts, however large top is
+    assert patterns_from_network(net, p.X, top=10).n_patterns == \
+        patterns_from_network(ParallelNet(W1[1:], w2[1:], net.w3[1:]), p.X).n_patterns
+    got = apply_spec(p, "network:2", SpecContext(networks=[net]))
+    assert np.array_equal(got.patterns.inner, patterns_from_network(net, p.X, top=2).inner)
+    with pytest.raises(ValueError, match="network:TOP needs TOP >= 1, got 0"):
+        apply_spec(p, "network:adam:0", SpecContext(networks=[net]))
+
 @pytest.mark.slow
 def test_network_strategy_trains_the_default_baseline_when_none_given():
     p = tiny_problem(2, n=10, d=3)

@@ -13,6 +13,7 @@ from dualnets.gated import gated_certificate, gated_objective
 from dualnets.io import save_problem
 from dualnets.lifting import Lifting
 from dualnets.metrics import evaluate
+from dualnets.problem import Problem
 from dualnets.registry import get_solver
 from dualnets.solvers.gated_fista import GatedFista
 from test_al import random_problem
@@ -59,6 +60,14 @@ def test_evaluate_labels_the_gated_model():
     row = evaluate(problem, GatedFista().solve(problem))
     assert row["model"] == "gated" and "not the ReLU program" in row["objective_kind"]
     assert "constraint_violation" not in row and "network_objective" not in row
+    # train accuracy of the gated model's own predictions; none on held-out rows (no masks)
+    y = np.where(problem.y >= np.median(problem.y), 1.0, -1.0)
+    labelled = Problem(problem.X, y, problem.beta, problem.m1, patterns=problem.patterns)
+    result = GatedFista().solve(labelled)
+    yhat = Lifting.from_problem(labelled).predict(result.Z)
+    row = evaluate(labelled, result)
+    assert row["train_accuracy"] == np.mean(np.sign(yhat + (yhat == 0)) == y)
+    assert np.isnan(row["test_accuracy"])
 
 
 def test_bad_options():

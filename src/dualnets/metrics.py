@@ -17,11 +17,16 @@ from .rebuild import block_norms, prune_blocks, rebuild_network
 from .result import Result
 
 
-def accuracy(net: ParallelNet, X: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of sign(f(X)) equal to y (labels +1/-1); NaN for regression targets."""
+def sign_accuracy(yhat: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of sign(yhat) equal to y (labels +1/-1, 0 counts as +1); NaN for regression."""
     if not np.all(np.abs(y) == 1.0):
         return float("nan")
-    return float(np.mean(np.where(net.predict(X) >= 0, 1.0, -1.0) == y))
+    return float(np.mean(np.where(yhat >= 0, 1.0, -1.0) == y))
+
+
+def accuracy(net: ParallelNet, X: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of sign(f(X)) equal to y (labels +1/-1); NaN for regression targets."""
+    return sign_accuracy(net.predict(X), y)
 
 
 def network_metrics(problem: Problem, net: ParallelNet) -> dict:
@@ -64,6 +69,10 @@ def evaluate(problem: Problem, result: Result, gap_tol: float = GAP_TOL,
         row.update(gated_certificate(lift, problem.y, problem.beta, result.Z, gap_tol).as_dict())
         row["objective_kind"] = "gated relaxation (masks as fixed features), not the ReLU program"
         row["nonzero_blocks"] = int(np.count_nonzero(block_norms(lift, result.Z) > 0))
+        # its masks are fixed on the training rows: held-out rows have no masks, so no test
+        # accuracy (the patterns do not keep the gate vectors that made them)
+        row["train_accuracy"] = sign_accuracy(lift.predict(result.Z), problem.y)
+        row["test_accuracy"] = float("nan")
     elif result.network is not None:
         row.update(network_metrics(problem, result.network))
         row["objective"] = row["network_objective"]

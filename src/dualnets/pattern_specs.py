@@ -56,23 +56,42 @@ def _exhaustive(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns
 
 @strategy("network")
 def _network(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns:
-    """Patterns of ``ctx.networks``; with none, train ``arg`` (default: adam) and keep it there."""
+    """Patterns of ``ctx.networks``; with none, train a baseline first and keep it there.
+
+    ``network[:BASELINE][:TOP]``: BASELINE (default adam) is the one trained when no network
+    is given; TOP keeps each network's TOP largest sub-networks (see patterns_from_network).
+    """
     from .patterns import patterns_from_network
+    baseline, top = _network_arg(arg)
     if not ctx.networks:
         from .baselines import DEFAULT_BASELINE
         from .registry import get_solver
-        result = get_solver(arg or DEFAULT_BASELINE, seed=ctx.seed).solve(problem)
+        baseline = baseline or DEFAULT_BASELINE
+        result = get_solver(baseline, seed=ctx.seed).solve(problem)
         if result.network is None:
-            raise ValueError(f"network patterns: baseline {arg or DEFAULT_BASELINE!r} trained no "
-                             f"network ({result.message})")
+            raise ValueError(f"network patterns: baseline {baseline!r} trained no network "
+                             f"({result.message})")
         ctx.networks.append(result.network)
     found = Patterns.empty(problem.m1, problem.n)
     for net in ctx.networks:
         if net.W1.shape[1:] != (problem.d, problem.m1):
             raise ValueError(f"network patterns need W1 of shape (K, {problem.d}, {problem.m1}), "
                              f"got {net.W1.shape}")
-        found = found.concat(patterns_from_network(net, problem.X, problem.depth))
+        found = found.concat(patterns_from_network(net, problem.X, problem.depth, top))
     return found
+
+
+def _network_arg(arg: str | None) -> tuple[str | None, int | None]:
+    """``"adam:20"`` -> ``("adam", 20)``; either part may be missing."""
+    baseline, top = None, None
+    for part in (arg or "").split(":"):
+        if part.isdigit():
+            top = int(part)
+            if top < 1:
+                raise ValueError(f"network:TOP needs TOP >= 1, got {top}")
+        elif part:
+            baseline = part
+    return baseline, top
 
 
 @strategy("dual-search")

@@ -31,9 +31,25 @@ def patterns_of_weights(X: np.ndarray, W1: np.ndarray, w2: np.ndarray, depth: in
     return Patterns(inner[alive], sign[alive], outer[alive]).unique()
 
 
-def patterns_from_network(net: ParallelNet, X: np.ndarray, depth: int | None = None) -> Patterns:
-    """The patterns of every sub-network of a trained network, for seeding the convex program."""
-    return patterns_of_weights(X, net.W1, net.w2, net.depth if depth is None else depth)
+def patterns_from_network(net: ParallelNet, X: np.ndarray, depth: int | None = None,
+                          top: int | None = None) -> Patterns:
+    """The patterns of a trained network's sub-networks, for seeding the convex program.
+
+    With ``top = None`` every sub-network counts, so that the convex optimum over these
+    patterns is <= the network's NC objective.  With ``top = k`` only the ``k`` sub-networks
+    with the largest outputs ``||f_k(X)||`` (and nonzero ones) count: a smaller restricted
+    program, for column generation to start from.
+    """
+    if top is None:
+        keep = np.arange(net.n_subnetworks)
+    else:
+        if top < 1:
+            raise ValueError(f"top must be >= 1, got {top}")
+        size = np.linalg.norm(net.subnetwork_outputs(X), axis=1)
+        keep = np.argsort(-size, kind="stable")[:top]
+        keep = keep[size[keep] > 0]
+    return patterns_of_weights(X, net.W1[keep], net.w2[keep],
+                               net.depth if depth is None else depth)
 
 
 def sample_patterns(X: np.ndarray, m1: int, n_patterns: int, seed: int = 0,

@@ -16,6 +16,9 @@ Nothing here is trusted: the caller certifies the result and keeps iterating if 
 
 from __future__ import annotations
 
+import math
+import time
+
 import numpy as np
 from scipy.linalg import lstsq
 from scipy.optimize import nnls
@@ -66,7 +69,17 @@ def _kkt_size(lift: Lifting, S: np.ndarray, d: int, mu_i: np.ndarray, mu_o) -> i
     return S.size * d + rows
 
 
-def _newton(A: np.ndarray, y: np.ndarray, C: np.ndarray, beta: float, z: np.ndarray, d: int):
+class OutOfTime(Exception):
+    """The polish passed its deadline."""
+
+
+def _check_time(deadline: float) -> None:
+    if time.perf_counter() > deadline:
+        raise OutOfTime
+
+
+def _newton(A: np.ndarray, y: np.ndarray, C: np.ndarray, beta: float, z: np.ndarray, d: int,
+            deadline: float):
     """Damped Newton on the equality-constrained reduced problem; returns z and its gradient.
 
     A step is halved (up to 20 times) until the merit ``f(z) + ||C z||_1 * scale`` decreases,
@@ -82,6 +95,7 @@ def _newton(A: np.ndarray, y: np.ndarray, C: np.ndarray, beta: float, z: np.ndar
 
     current = merit(z)
     for _ in range(NEWTON_STEPS):
+        _check_time(deadline)
         zg = z.reshape(k, d)
         norms = np.linalg.norm(zg, axis=1)
         u = zg / norms[:, None]
@@ -108,7 +122,7 @@ def _newton(A: np.ndarray, y: np.ndarray, C: np.ndarray, beta: float, z: np.ndar
 
 
 def zero_group_multipliers(lift: Lifting, y: np.ndarray, Z: np.ndarray, lam_i: np.ndarray,
-                           lam_o: np.ndarray | None) -> np.ndarray:
+                           lam_o: np.ndarray | None, deadline: float = math.inf) -> np.ndarray:
     """``lam_i`` with the rows of zero groups replaced by their NNLS multipliers."""
     X, m1 = lift.X, lift.m1
     coef, ds, outer = _tiled(lift)
@@ -118,15 +132,25 @@ def zero_group_multipliers(lift: Lifting, y: np.ndarray, Z: np.ndarray, lam_i: n
         gh = gh - np.where(outer, lam_o, -lam_o)
     out = lam_i.copy()
     for g in np.flatnonzero(np.linalg.norm(Z, axis=1) == 0):
+        _check_time(deadline)
         M = X.T * ds[g][None, :]                                  # (d, n)
         out[g] = nnls(M, X.T @ (coef[g] * gh[g // m1]), maxiter=50 * M.shape[1])[0]
     return out
 
 
 def polish(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray, mu_i: np.ndarray,
-           mu_o: np.ndarray | None):
+           mu_o: np.ndarray | None, deadline: float = math.inf):
     """Polished ``(Z, lam_inner, lam_outer)`` in the Lifting layout, or None (nothing active,
-    a reduced system above ``MAX_KKT`` unknowns, or n above ``MAX_ROWS``)."""
+    a reduced system above ``MAX_KKT`` unknowns, n above ``MAX_ROWS``, or past ``deadline``,
+    a ``time.perf_counter`` value)."""
+    try:
+        return _polish(lift, y, beta, Z, mu_i, mu_o, deadline)
+    except OutOfTime:
+        return None
+
+
+def _polish(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray, mu_i: np.ndarray,
+            mu_o: np.ndarray | None, deadline: float):
     d, m1 = Z.shape[1], lift.m1
     norms = np.linalg.norm(Z, axis=1)
     S = np.flatnonzero(norms > ACTIVE_REL * norms.max(initial=0.0))
@@ -137,7 +161,7 @@ def polish(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray, mu_i: np.nd
     n = lift.X.shape[0]
     A = (weight[:, :, None] * lift.X[None]).transpose(1, 0, 2).reshape(n, S.size * d)
     C, keys = _tight_rows(lift, S, mu_i, mu_o)
-    z, grad = _newton(A, y, C, beta, Z[S].ravel().copy(), d)
+    z, grad = _newton(A, y, C, beta, Z[S].ravel().copy(), d, deadline)
     lam_T = lstsq(C.T, grad, lapack_driver="gelsy")[0] if C.shape[0] else np.zeros(0)
     Z_new = np.zeros_like(Z)
     Z_new[S] = z.reshape(S.size, d)
@@ -151,4 +175,5 @@ def polish(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray, mu_i: np.nd
         (lam_i if kind == "inner" else lam_o)[row, idx] = lam_T[offset:offset + idx.size]
         offset += idx.size
     lam_o = None if lam_o is None else np.maximum(lam_o, 0.0)
-    return Z_new, zero_group_multipliers(lift, y, Z_new, np.maximum(lam_i, 0.0), lam_o), lam_o
+    return Z_new, zero_group_multipliers(lift, y, Z_new, np.maximum(lam_i, 0.0), lam_o,
+                                         deadline), lam_o
