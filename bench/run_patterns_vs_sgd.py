@@ -152,8 +152,9 @@ def run_dataset(name: str, args, rows: list[dict], save) -> None:
                    f"network:adam:{SEED_TOP}"))
     add(search_row("convex + dual-search from random 50 + best sgd/adam patterns (training "
                    "time not counted)", problem, config, "random:50,network", nets))
-    add(solve_row(f"convex, random P = {args.p_max}", problem, f"random:{args.p_max}",
-                  solve_limit=args.solve_limit))
+    if args.p_max not in (50, 200):
+        add(solve_row(f"convex, random P = {args.p_max}", problem, f"random:{args.p_max}",
+                      solve_limit=args.solve_limit))
 
 
 def markdown(rows: list[dict]) -> str:
