@@ -91,7 +91,9 @@ class CvxpySolver(Solver):
         tol, it = self.tol, self.max_iters
         return {
             # qdldl: Clarabel's own choice (faer above some size) measured 3.6x slower at
-            # n = 400 and 4x slower at n = 1600 with one thread (bench/run_clarabel_scaling.py)
+            # n = 400 and 4x slower at n = 1600 with P = 20 patterns and one thread
+            # (bench/run_clarabel_scaling.py); with P = 50 at n = 1600 faer was 1.4x faster
+            # (226 s against 325 s, side by side) and at n = 400 they tied
             "CLARABEL": dict(tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, max_iter=it,
                              direct_solve_method="qdldl"),
             "ECOS": dict(abstol=tol, reltol=tol, feastol=tol, max_iters=it),
