@@ -139,15 +139,16 @@ def reference(problem: Problem, profile: Profile) -> dict:
 def read(row: dict, key: str, what: str, optional: bool = False) -> float:
     """``row[key]`` as a float, after turning a skipped or failed row into skip or error.
 
-    A missing key is an error, or a skip when ``optional`` (a metric the method's model lacks).
+    A missing or NaN value is an error, or a skip when ``optional`` (a metric the method's
+    model lacks, e.g. the gated model's test accuracy).
     """
     if "skipped" in row:
         raise NotImplementedError(row["skipped"])
     if "error" in row:
         raise RuntimeError(f"{what} failed: {row['error']}")
-    if key not in row and optional:
-        raise NotImplementedError(f"{what}: metrics.evaluate gives no {key} for this model")
     value = row.get(key)
+    if optional and (value is None or not np.isfinite(value)):
+        raise NotImplementedError(f"{what}: metrics.evaluate gives no {key} for this model")
     if value is None or not np.isfinite(value):
         raise RuntimeError(f"{what}: expected a finite {key}, got {value!r}")
     return float(value)
