@@ -140,6 +140,15 @@ class TorchLifting:
         torch.mul(self.coef.view(B, m1, n), ws.gh.view(B, 1, n), out=ws.W.view(B, m1, n))
 
     # gradients -------------------------------------------------------------------------------
+    def _multipliers(self, lam_i: torch.Tensor, lam_o: torch.Tensor, rho: float,
+                     ws: Workspace) -> None:
+        """``mu = (lam - rho B z)_+`` into ``ws`` from the U, H already there."""
+        if self.depth == 3:
+            torch.addcmul(lam_o, self.sign_outer, ws.H, value=-rho, out=ws.mu_o)
+            ws.mu_o.clamp_(min=0)
+        torch.addcmul(lam_i, self.sign_inner, ws.U, value=-rho, out=ws.mu_i)
+        ws.mu_i.clamp_(min=0)
+
     def al_gradient(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor,
                     rho: float, ws: Workspace) -> torch.Tensor:
         """Gradient (G, d) of ``1/2||Az - y||^2 + 1/(2 rho) ||(lam - rho B z)_+||^2``.
@@ -147,35 +156,28 @@ class TorchLifting:
         Leaves r, U, H and the multipliers ``mu = (lam - rho B z)_+`` in ``ws``.
         """
         self._residual(Z, ws, self.y)
+        self._multipliers(lam_i, lam_o, rho, ws)
         if self.depth == 3:
-            torch.addcmul(lam_o, self.sign_outer, ws.H, value=-rho, out=ws.mu_o)
-            ws.mu_o.clamp_(min=0)
             torch.mul(self.out_weight, ws.r, out=ws.gh)
             ws.gh.addcmul_(self.sign_outer, ws.mu_o, value=-1)
             self._spread(ws)
         else:
             torch.mul(self.coef_out, ws.r, out=ws.W)
-        torch.addcmul(lam_i, self.sign_inner, ws.U, value=-rho, out=ws.mu_i)
-        ws.mu_i.clamp_(min=0)
         ws.W.addcmul_(self.sign_inner, ws.mu_i, value=-1)
         return torch.matmul(ws.W, self.X, out=ws.grad)
 
     def al_value(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor, rho: float,
                  ws: Workspace) -> float:
-        """``1/2||Az - y||^2 + 1/(2 rho) ||(lam - rho B z)_+||^2`` (one GEMM, no gradient)."""
+        """``1/2||Az - y||^2 + 1/(2 rho) ||(lam - rho B z)_+||^2`` (one GEMM, no gradient).
+
+        Leaves r, U, H and the multipliers in ``ws``, as :meth:`al_gradient` does.
+        """
         self._residual(Z, ws, self.y)
-        total = float(torch.vdot(ws.r, ws.r))
-        torch.addcmul(lam_i, self.sign_inner, ws.U, value=-rho, out=ws.W)
-        ws.W.clamp_(min=0)
-        total += float(torch.vdot(ws.W.view(-1), ws.W.view(-1))) / rho
-        if self.depth == 3:
-            torch.addcmul(lam_o, self.sign_outer, ws.H, value=-rho, out=ws.gh)
-            ws.gh.clamp_(min=0)
-            total += float(torch.vdot(ws.gh.view(-1), ws.gh.view(-1))) / rho
-        return 0.5 * total
+        self._multipliers(lam_i, lam_o, rho, ws)
+        return self.al_value_after_gradient(rho, ws)
 
     def al_value_after_gradient(self, rho: float, ws: Workspace) -> float:
-        """The value of :meth:`al_value` at the point of the last :meth:`al_gradient` call."""
+        """The value of :meth:`al_value` at the point whose r and mu are in ``ws``."""
         total = float(torch.vdot(ws.r, ws.r)) + float(torch.vdot(
             ws.mu_i.view(-1), ws.mu_i.view(-1))) / rho
         if self.depth == 3:
@@ -240,8 +242,33 @@ class Fista:
 
         That gradient-mapping norm bounds the subproblem's optimality residual at ``x+``.
         """
+        return self._accept(self._prox(grad_y, L, beta), L, beta)
+
+    def step_backtracking(self, grad_y: torch.Tensor, value_y: float, L: float, L_max: float,
+                          beta: float, value_at) -> tuple[float, float]:
+        """One step with the smallest ``L' = L 2^k <= L_max`` whose quadratic model at ``y``
+        bounds the smooth part at ``x+`` (Beck & Teboulle, 2009); ``L_max`` is a global bound,
+        always accepted.  Returns the gradient-mapping norm (see :meth:`step`) and ``L'``."""
+        while True:
+            x_new = self._prox(grad_y, L, beta)
+            if L >= L_max:
+                break
+            moved = (x_new - self.y).flatten()
+            model = value_y + float(torch.vdot(grad_y.flatten(), moved)) + \
+                0.5 * L * float(torch.vdot(moved, moved))
+            slack = BACKTRACK_SLACK * torch.finfo(x_new.dtype).eps * abs(value_y)
+            if value_at(x_new) <= model + slack:
+                break
+            L = min(2.0 * L, L_max)
+        return self._accept(x_new, L, beta), L
+
+    def _prox(self, grad_y: torch.Tensor, L: float, beta: float) -> torch.Tensor:
+        """``prox_{beta/L ||.||_group}(y - grad(y)/L)``."""
         torch.add(self.y, grad_y, alpha=-1.0 / L, out=self._buf)
-        x_new = group_soft_threshold(self._buf, beta / L, out=torch.empty_like(self._buf))
+        return group_soft_threshold(self._buf, beta / L, out=torch.empty_like(self._buf))
+
+    def _accept(self, x_new: torch.Tensor, L: float, beta: float) -> float:
+        """Move to ``x_new`` (momentum or restart); returns the gradient-mapping norm."""
         moved = self.y - x_new
         kkt = float(torch.linalg.vector_norm(moved, dim=1).max()) * L / beta
         step = x_new - self.x
@@ -254,35 +281,6 @@ class Fista:
             self.t = t_new
         self.x = x_new
         return kkt
-
-    def step_backtracking(self, grad_y: torch.Tensor, value_y: float, L: float, L_max: float,
-                          beta: float, value_at) -> tuple[float, float]:
-        """One step with the smallest ``L' = L 2^k <= L_max`` whose quadratic model at ``y``
-        bounds the smooth part at ``x+`` (Beck & Teboulle, 2009); ``L_max`` is a global bound,
-        always accepted.  Returns the gradient-mapping norm (see :meth:`step`) and ``L'``."""
-        while True:
-            torch.add(self.y, grad_y, alpha=-1.0 / L, out=self._buf)
-            x_new = group_soft_threshold(self._buf, beta / L, out=torch.empty_like(self._buf))
-            moved = x_new - self.y
-            if L >= L_max:
-                break
-            model = value_y + float(torch.vdot(grad_y.flatten(), moved.flatten())) + \
-                0.5 * L * float(torch.vdot(moved.flatten(), moved.flatten()))
-            slack = BACKTRACK_SLACK * torch.finfo(x_new.dtype).eps * abs(value_y)
-            if value_at(x_new) <= model + slack:
-                break
-            L = min(2.0 * L, L_max)
-        kkt = float(torch.linalg.vector_norm(moved, dim=1).max()) * L / beta
-        step = x_new - self.x
-        if float(torch.vdot(moved.flatten(), step.flatten())) < 0:
-            self.t = 1.0
-            self.y = x_new.clone()
-        else:
-            t_new = 0.5 * (1 + (1 + 4 * self.t * self.t) ** 0.5)
-            self.y = x_new + ((self.t - 1) / t_new) * step
-            self.t = t_new
-        self.x = x_new
-        return kkt, L
 
     def reset(self) -> None:
         """Drop the momentum (after the objective changed, e.g. new multipliers)."""
