@@ -44,9 +44,10 @@ def planted_problem(n: int, d: int, m1: int, P: int, beta: float, seed: int, dep
 
 
 def first_time(trace, level: float):
-    """Seconds of the first trace row with relative gap and violation <= level (None if never)."""
+    """Seconds of the first trace row with |relative gap| and violation <= level (None if never;
+    a negative gap, at an infeasible point, counts only within the level)."""
     for seconds, _it, _obj, gap, viol in trace:
-        if gap <= level and viol <= level:
+        if abs(gap) <= level and viol <= level:
             return seconds
     return None
 

@@ -16,7 +16,9 @@ from dualnets.lifting import Lifting
 from dualnets.patterns import sample_patterns
 from dualnets.problem import Problem
 from dualnets.registry import get_solver
+from dualnets.solvers import al_newton
 from dualnets.solvers.al import AugmentedLagrangian, warm_arrays
+from dualnets.solvers.al_newton import NewtonInner
 from dualnets.solvers.torch_ops import TorchLifting
 
 TOL = 1e-6
@@ -44,17 +46,76 @@ def assert_certified_match(problem: Problem, result, tol: float = TOL) -> None:
     assert abs(cert.objective - ref) <= tol * abs(ref), (cert.objective, ref)
 
 
-@pytest.mark.parametrize("line_search", [False, True])
+@pytest.mark.parametrize("inner, line_search", [("fista", False), ("fista", True),
+                                                 ("newton", False)])
 @pytest.mark.parametrize("depth", [2, 3])
-def test_al_matches_clarabel_with_certified_gap(depth, line_search):
+def test_al_matches_clarabel_with_certified_gap(depth, inner, line_search):
     problem = random_problem(depth)
-    result = AugmentedLagrangian(max_seconds=60, line_search=line_search).solve(problem)
+    result = AugmentedLagrangian(max_seconds=60, inner=inner,
+                                 line_search=line_search).solve(problem)
     assert result.status == "optimal"
     assert result.model == "relu"
+    assert result.info["inner"] == inner
     assert_certified_match(problem, result)
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("seed", [2, 3, 5])
+def test_newton_al_matches_clarabel_on_more_problems(depth, seed):
+    problem = random_problem(depth, seed=seed, n=40, d=4, P=8)
+    result = AugmentedLagrangian(max_seconds=60, inner="newton").solve(problem)
+    assert result.status == "optimal"
+    assert_certified_match(problem, result)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_newton_matrix_is_the_jacobian_of_the_subproblem_gradient(depth):
+    """On the nonzero groups, the Newton matrix times v equals the directional derivative of
+    ``grad f + beta z/||z||`` (central differences small enough that no cone row switches)."""
+    problem = random_problem(depth, seed=6)
+    lift = Lifting.from_problem(problem)
+    ops = TorchLifting(lift, problem.y)
+    ws = ops.workspace()
+    newton = NewtonInner(ops)
+    rng = np.random.default_rng(2)
+    Z = torch.as_tensor(rng.standard_normal((lift.n_groups, problem.d)))
+    Z[[1, 4]] = 0.0
+    lam_i = torch.as_tensor(rng.random((lift.n_groups, problem.n)))
+    lam_o = torch.as_tensor(rng.random((lift.n_blocks, problem.n))) if depth == 3 \
+        else ops.zeros_outer()
+    rho, beta = 0.7, problem.beta
+    active = torch.nonzero(torch.linalg.vector_norm(Z, dim=1) > 0).flatten()
+
+    def field(W):
+        grad = ops.al_gradient(W, lam_i, lam_o, rho, ws).clone()
+        norms = torch.linalg.vector_norm(W[active], dim=1, keepdim=True)
+        return (grad[active] + beta * W[active] / norms).flatten()
+
+    field(Z)
+    masks = (ws.mu_i > 0).clone(), (ws.mu_o > 0).clone()
+    norms = torch.linalg.vector_norm(Z[active], dim=1)
+    M, _ = newton._hessian(active, Z[active] / norms[:, None], norms, rho, beta, ws)
+    V = torch.zeros_like(Z)
+    V[active] = torch.as_tensor(rng.standard_normal((active.numel(), problem.d)))
+    h = 1e-7
+    derivative = (field(Z + h * V) - field(Z - h * V)) / (2 * h)
+    field(Z + h * V)
+    assert torch.equal(masks[0], ws.mu_i > 0) and torch.equal(masks[1], ws.mu_o > 0)
+    expected = M @ V[active].flatten()
+    np.testing.assert_allclose(derivative.numpy(), expected.numpy(), rtol=1e-5,
+                               atol=1e-6 * float(expected.abs().max()))
+
+
+def test_auto_inner_falls_back_to_fista_above_the_newton_size(monkeypatch):
+    problem = random_problem(3)
+    assert AugmentedLagrangian(max_seconds=60).solve(problem).info["inner"] == "newton"
+    monkeypatch.setattr(al_newton, "MAX_VARIABLES", 10)
+    result = AugmentedLagrangian(max_seconds=60).solve(problem)
+    assert result.info["inner"] == "fista"
+    with pytest.raises(ValueError, match="MAX_VARIABLES = 10 .*got 24 groups x 3 features"):
+        AugmentedLagrangian(inner="newton").solve(problem)
+
+
 @pytest.mark.parametrize("name", ["public_tiny_1d", "public_teacher", "public_breast_cancer"])
 def test_al_matches_clarabel_on_public_cases(name):
     folder = cases_dir()
@@ -112,9 +173,9 @@ def test_al_value_is_the_smooth_part_of_the_augmented_lagrangian(depth):
     assert change == pytest.approx(2 * np.sum(grad * step), rel=1e-5)
 
 
-def test_float32_converges_to_1e4_in_objective_and_feasibility():
+def test_float32_fista_converges_to_1e4_in_objective_and_feasibility():
     problem = random_problem(3)
-    result = AugmentedLagrangian(dtype="float32", max_iters=8000).solve(problem)
+    result = AugmentedLagrangian(dtype="float32", max_iters=8000, inner="fista").solve(problem)
     lift = Lifting.from_problem(problem)
     cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer)
     ref = clarabel_objective(problem)
@@ -122,11 +183,24 @@ def test_float32_converges_to_1e4_in_objective_and_feasibility():
     assert cert.constraint_violation <= 1e-4
 
 
-@pytest.mark.xfail(strict=True, reason="known: in float32 the certified gap stalls near 1e-3 "
-                   "(multipliers ~1e3 beta lose their last digits), see the issue 3 note")
-def test_float32_certified_gap_reaches_1e4():
-    problem = random_problem(3)
+@pytest.mark.parametrize("seed", [1, 4, 12])
+def test_float32_newton_certifies_1e4(seed):
+    """float32 iterates, float64 Newton systems: certified at 1e-4 (16 of 16 seeds, note)."""
+    problem = random_problem(3, seed=seed)
     result = AugmentedLagrangian(dtype="float32", max_iters=8000).solve(problem)
+    assert result.info["inner"] == "newton" and result.status == "optimal"
+    lift = Lifting.from_problem(problem)
+    cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer)
+    assert abs(cert.relative_gap) <= 1e-4 and cert.constraint_violation <= 1e-4
+    ref = clarabel_objective(problem)
+    assert abs(cert.objective - ref) <= 1e-4 * abs(ref)
+
+
+@pytest.mark.xfail(strict=True, reason="known: with FISTA inner solves the float32 certified gap "
+                   "stalls near 1e-3 (multipliers ~1e3 beta lose their last digits)")
+def test_float32_fista_certified_gap_reaches_1e4():
+    problem = random_problem(3)
+    result = AugmentedLagrangian(dtype="float32", max_iters=8000, inner="fista").solve(problem)
     lift = Lifting.from_problem(problem)
     cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer)
     assert cert.relative_gap <= 1e-4

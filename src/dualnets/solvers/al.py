@@ -39,6 +39,8 @@ from ..lifting import Lifting
 from ..problem import Patterns, Problem
 from ..registry import register
 from ..result import Result
+from . import al_newton
+from .al_newton import NewtonInner, newton_fits
 from .al_polish import polish
 from .torch_ops import Fista, TorchLifting, TorchSolver, Workspace, dual_scale
 
@@ -47,6 +49,8 @@ LIPSCHITZ_SAFETY = 1.05
 LINE_SEARCH_SHRINK = 0.9    # each step first tries 0.9 L, then doubles L until it fits
 MIN_STEP_FRACTION = 1e-4    # L never below this fraction of the global bound
 MAX_RHO_GROWTH = 1e3
+NEWTON_STEPS = 50           # cap on Newton steps per subproblem (inner="newton")
+INNER_METHODS = ("auto", "newton", "fista")
 
 
 # warm starts ---------------------------------------------------------------------------------
@@ -128,7 +132,10 @@ class Check:
     violation: float
 
     def certified(self, gap_tol: float, violation_tol: float) -> bool:
-        return self.relative_gap <= gap_tol and self.violation <= violation_tol
+        """Gap and violation within tolerance.  Stricter than :func:`certify`: a negative gap
+        (possible only at an infeasible point, whose objective can sit below the optimum) must
+        also be within ``gap_tol``."""
+        return abs(self.relative_gap) <= gap_tol and self.violation <= violation_tol
 
 
 def device_certificate(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: float,
@@ -233,9 +240,12 @@ class AugmentedLagrangian(TorchSolver):
                  max_iters: int = 50_000, max_seconds: float = math.inf, device: str = "cpu",
                  dtype: str = "float64", rho_scale: float = 10.0, inner_tol: float = 1e-2,
                  inner_decay: float = 4.0, rho_growth: float = 5.0, inner_iters: int = 1000,
-                 polish_at: float = 1e-2, line_search: bool = False,
+                 polish_at: float = 1e-2, line_search: bool = False, inner: str = "auto",
                  threads: int | None = 1, trace_every: int = 0, verbose: bool = False):
         self._set_device(device, dtype)
+        if inner not in INNER_METHODS:
+            raise ValueError(f"inner must be one of {INNER_METHODS}, got {inner!r}")
+        self.inner = inner
         for label, value in (("rho_scale", rho_scale), ("inner_tol", inner_tol),
                              ("max_seconds", max_seconds)):
             if not value > 0:
@@ -274,7 +284,16 @@ class AugmentedLagrangian(TorchSolver):
         warmup = time.perf_counter() - start
         state = RunState()
         checker = Checker(ops, ws, lift, problem)
-        Z, mu_i, mu_o = self._iterate(problem, ops, ws, Z, lam_i, lam_o, state, checker)
+        fits = newton_fits(lift.n_groups, problem.d)
+        if self.inner == "newton" and not fits:
+            raise ValueError(
+                f"inner='newton' needs G d <= MAX_VARIABLES = {al_newton.MAX_VARIABLES} (a dense "
+                f"Newton system), got {lift.n_groups} groups x {problem.d} features; use "
+                f"inner='fista' or 'auto'")
+        newton = self.inner == "newton" or (self.inner == "auto" and fits)
+        iterate = self._iterate_newton if newton else self._iterate
+        Z, mu_i, mu_o = iterate(problem, ops, ws, Z, lam_i, lam_o, state, checker)
+        state.info["inner"] = "newton" if newton else "fista"
         state.info.update(patterns=problem.patterns, device=self.device, dtype=self.dtype,
                           threads=torch.get_num_threads())
         return Result(
@@ -367,6 +386,56 @@ class AugmentedLagrangian(TorchSolver):
             state.info.update(seconds=clock.now(), outer_iterations=outer, rho=rho,
                               lipschitz=L)
             return fista.x, checker.ws.mu_i.clone(), checker.ws.mu_o.clone()
+
+    def _iterate_newton(self, problem: Problem, ops: TorchLifting, ws: Workspace,
+                        Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor,
+                        state: RunState, checker: Checker):
+        """The outer loop with semismooth Newton inner solves (:mod:`.al_newton`)."""
+        beta, clock = problem.beta, Clock(ops.device)
+        newton = NewtonInner(ops)
+        rho = self.rho_scale * newton.lmax_loss / newton.lmax_cones
+        rho_max = MAX_RHO_GROWTH * rho
+        eta, outer, last_violation = self.inner_tol, 0, math.inf
+        while True:
+            solved, steps = False, 0
+            while (not solved and steps < NEWTON_STEPS and state.iterations < self.max_iters
+                   and clock.now() < self.max_seconds):
+                Z, residual, solved = newton.step(Z, lam_i, lam_o, rho, beta, eta, ws)
+                state.iterations += 1
+                steps += 1
+            it_budget_left = state.iterations < self.max_iters
+            time_left = clock.now() < self.max_seconds
+            if steps == 0 and outer > 0:
+                # out of budget right after a multiplier update: lam is the last check's mu
+                state.status = "max_iterations" if not it_budget_left else "time_limit"
+                break
+            check = checker(Z, lam_i, lam_o, rho)
+            clock.sync()
+            state.trace.append((clock.now(), state.iterations, check.objective,
+                                check.relative_gap, check.violation))
+            outer += 1
+            if self.verbose:
+                print(f"al-newton outer {outer} it {state.iterations} obj {check.objective:.12g} "
+                      f"gap {check.relative_gap:.2e} viol {check.violation:.2e} "
+                      f"eta {eta:.1e} rho {rho:.2e}")
+            lam_i.copy_(checker.ws.mu_i)
+            lam_o.copy_(checker.ws.mu_o)
+            if check.certified(self.gap_tol, self.violation_tol):
+                state.status = "optimal"
+                break
+            if not (it_budget_left and time_left):
+                state.status = "max_iterations" if not it_budget_left else "time_limit"
+                break
+            eta = max(eta / self.inner_decay, 0.1 * self.gap_tol)
+            # infeasibility still limits the certificate (a negative gap comes from it alone)
+            infeasible = check.violation > self.violation_tol or \
+                check.relative_gap < -self.gap_tol
+            if (solved and infeasible and check.violation > 0.25 * last_violation
+                    and rho < rho_max):
+                rho *= self.rho_growth
+            last_violation = check.violation
+        state.info.update(seconds=clock.now(), outer_iterations=outer, rho=rho)
+        return Z, lam_i.clone(), lam_o.clone()
 
     def _polish_due(self, check: Check, last: float) -> bool:
         """Polish when the AL is within ``polish_at`` and 3x better than at the last try."""

@@ -84,6 +84,7 @@ class TorchLifting:
         inner = as_t(lift.inner, torch.bool)
         self.inner = torch.cat([inner, inner])    # (G, n) bool
         sign = as_t(np.concatenate([lift.coef_sign, lift.coef_sign]))
+        self.group_sign = sign                    # s_cj, (G,)
         self.sigma = as_t(lift.block_sign)        # (B,)
         self.coef = self.inner.to(dt) * sign[:, None]             # s D, (G, n)
         self.sign_inner = self.inner.to(dt) * 2 - 1              # 2D - 1, (G, n)

@@ -1,0 +1,208 @@
+"""Semismooth Newton steps for the augmented Lagrangian subproblem (``al`` with ``inner="newton"``).
+
+The subproblem of :mod:`.al` is ``min_z phi(z) = f(z) + beta sum_g ||z_g||`` with
+``f(z) = 1/2||Az - y||^2 + 1/(2 rho)||(lam - rho B z)_+||^2``: a convex piecewise quadratic
+whose generalized Hessian is ``H = A'A + rho B_S' B_S`` (``S``: rows with ``lam - rho Bz > 0``).
+One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
+
+1. a proximal gradient step ``z' = prox_{t beta}(z - t grad f(z))``, ``t = 1/L`` with ``L`` an
+   upper bound of ``lmax(H)``, fixes which groups are zero and measures the optimality residual;
+2. on the nonzero groups ``N`` of ``z'``, where ``phi`` is smooth,
+   ``(H_NN + diag_g beta/||z'_g|| (I - u_g u_g') + eps I) dz = -(grad f(z')_N + beta u_N)``
+   with ``u_g = z'_g / ||z'_g||``, solved by Cholesky;
+3. Armijo backtracking on ``phi`` along ``dz``, where a group whose step would carry it
+   through zero (``<z'_g, z'_g + a dz_g> <= 0``) is set to zero instead (a bent line search,
+   as in projected Newton methods): without it, groups that are zero at the optimum circled
+   around zero and the subproblem residual stalled.
+
+Only ``(Gd)^2``-sized pieces are formed, never the lifted matrix: ``A'A`` once, in chunks of
+rows (``A = [A_+, -A_+]``, so only ``K = A_+'A_+`` is computed), and ``B_S'B_S``, which is
+block diagonal (a ``d x d`` block per group for the inner cones, ``(m1 d)^2`` per block for the
+outer cones), as ``(mask products) @ XX`` with rows ``XX_i`` the upper triangle of ``x_i x_i'``.  Everything here
+is float64; gradients and values come from the caller's :class:`TorchLifting` in its dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .torch_ops import TorchLifting, Workspace
+
+MAX_VARIABLES = 5000      # G d above this: the dense Newton system is too large (use fista)
+CHUNK_ENTRIES = 1 << 23   # rows of the lifted matrix per chunk of the Gram product
+ARMIJO = 1e-4
+MAX_HALVINGS = 30
+VALUE_NOISE = 100.0       # round-off allowed in the Armijo test, in machine epsilons of phi
+RIDGE = 1e-12             # eps = RIDGE * max diag(H): A'A is singular (A = [A_+, -A_+])
+CURVATURE_CAP = 1e8       # beta/||z_g|| capped at this times max diag(H): a group of norm
+#                           ~1e-30 (float32 round-off) made the matrix numerically indefinite
+
+
+def newton_fits(n_groups: int, d: int) -> bool:
+    """Whether the dense Newton system (``G d`` unknowns) is small enough."""
+    return n_groups * d <= MAX_VARIABLES
+
+
+def prox_step(Z: torch.Tensor, grad: torch.Tensor, t: float,
+              beta: float) -> tuple[torch.Tensor, float]:
+    """``z' = prox_{t beta}(z - t grad)`` and ``max_g ||z_g - z'_g|| / (t beta)``.
+
+    The residual is computed without the cancellation of ``z - z'``, which at large ``rho``
+    (``t ~ 1e-10``) is a few ulps of ``z`` and read as 1e-6: on a group that stays nonzero,
+    ``(z - z')_g / t = grad_g + beta w_g / ||w_g||`` with ``w = z - t grad``.
+    """
+    W = Z - t * grad
+    norms = torch.linalg.vector_norm(W, dim=1, keepdim=True)
+    keep = norms > t * beta
+    unit = W / norms.clamp_min(torch.finfo(W.dtype).tiny)
+    Zp = torch.where(keep, W - (t * beta) * unit, 0.0)
+    kept = torch.linalg.vector_norm(grad + beta * unit, dim=1) / beta
+    dropped = torch.linalg.vector_norm(Z, dim=1) / (t * beta)
+    return Zp, float(torch.where(keep.squeeze(1), kept, dropped).max())
+
+
+class NewtonInner:
+    """Gram pieces of one problem and the Newton step on its AL subproblem.
+
+    Parameters
+    ----------
+    ops : TorchLifting
+        Operators in the working dtype (gradients, values, cone masks).
+    """
+
+    def __init__(self, ops: TorchLifting):
+        f64, dev = torch.float64, ops.device
+        self.ops, self.G, self.d, self.m1 = ops, ops.G, ops.d, ops.m1
+        X = ops.X.to(f64)
+        self.upper = torch.triu_indices(self.d, self.d, device=dev)
+        self.XX = X[:, self.upper[0]] * X[:, self.upper[1]]      # (n, d(d+1)/2): x_i x_i'
+        self.coef = ops.coef.to(f64)                                    # s D, (G, n)
+        if ops.depth == 3:
+            weight = self.coef * ops.out_weight.to(f64).repeat_interleave(self.m1, dim=0)
+        else:
+            weight = ops.coef_out.to(f64)
+        K = self._half_gram(X, weight[: self.G // 2])
+        self.gram = torch.cat([torch.cat([K, -K], 1), torch.cat([-K, K], 1)])    # A'A
+        self.lmax_loss = 2.0 * float(torch.linalg.eigvalsh(K)[-1]) if K.numel() else 0.0
+        xtx = float(torch.linalg.eigvalsh(X.T @ X)[-1])
+        self.lmax_cones = xtx * (1 + self.m1 if ops.depth == 3 else 1)   # >= lmax(B'B)
+        self.block_of = torch.arange(self.G, device=dev) // self.m1
+        self.sign = ops.group_sign.to(f64)
+
+    @staticmethod
+    def _half_gram(X: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``K = A_+' A_+`` with columns ``weight_g * X`` of A_+, accumulated over row chunks."""
+        Gh, n = weight.shape
+        d = X.shape[1]
+        K = torch.zeros((Gh * d, Gh * d), dtype=X.dtype, device=X.device)
+        rows = max(1, CHUNK_ENTRIES // max(Gh * d, 1))
+        for start in range(0, n, rows):
+            sl = slice(start, start + rows)
+            Ac = (weight[:, sl].T[:, :, None] * X[sl, None, :]).reshape(-1, Gh * d)
+            K.addmm_(Ac.T, Ac)
+        return K
+
+    def lipschitz(self, rho: float) -> float:
+        """Upper bound of ``lmax(A'A + rho B'B)``."""
+        return self.lmax_loss + rho * self.lmax_cones
+
+    # one step --------------------------------------------------------------------------------
+    def step(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor, rho: float,
+             beta: float, eta: float, ws: Workspace) -> tuple[torch.Tensor, float, bool]:
+        """``(Z_next, residual, done)``: ``residual = max_g ||(z - z')_g|| / (t beta)`` at ``Z``;
+        ``done`` when it is ``<= eta`` (then ``Z_next = z'``, the prox point) or when the line
+        search found no decrease above round-off (the subproblem is solved to working
+        precision; at large ``rho`` that floor can sit above ``eta``)."""
+        ops = self.ops
+        t = 1.0 / self.lipschitz(rho)
+        grad = ops.al_gradient(Z, lam_i, lam_o, rho, ws)
+        Zp, residual = prox_step(Z, grad, t, beta)
+        if residual <= eta:
+            return Zp, residual, True
+        grad = ops.al_gradient(Zp, lam_i, lam_o, rho, ws).clone()
+        phi0 = ops.al_value_after_gradient(rho, ws) + beta * float(
+            torch.linalg.vector_norm(Zp, dim=1).sum())
+        norms = torch.linalg.vector_norm(Zp, dim=1)
+        active = torch.nonzero(norms > 0).flatten()
+        if active.numel() == 0:
+            return Zp, residual, False
+        u = Zp[active].to(torch.float64) / norms[active, None].to(torch.float64)
+        rhs = -(grad[active].to(torch.float64) + beta * u)
+        M, scale = self._hessian(active, u, norms[active].to(torch.float64), rho, beta, ws)
+        direction = self._solve(M, rhs.flatten(), scale)
+        if direction is None:                    # not numerically definite: the prox step
+            return Zp, residual, False
+        direction = direction.view(-1, self.d)
+        slope = -float(torch.vdot(rhs.flatten(), direction.flatten()))
+        step = torch.zeros_like(Zp)
+        step[active] = direction.to(Zp.dtype)
+        alpha, noise = 1.0, VALUE_NOISE * torch.finfo(Zp.dtype).eps * abs(phi0)
+        for _ in range(MAX_HALVINGS):
+            trial = Zp + alpha * step
+            crossed = (trial * Zp).sum(dim=1) <= 0      # bent onto zero, not through it
+            trial[crossed] = 0.0
+            value = ops.al_value(trial, lam_i, lam_o, rho, ws) + beta * float(
+                torch.linalg.vector_norm(trial, dim=1).sum())
+            if value <= phi0 + ARMIJO * alpha * slope + noise:
+                return trial, residual, False
+            alpha *= 0.5
+        return Zp, residual, True       # no decrease left above round-off: as solved as it gets
+
+    def _hessian(self, active: torch.Tensor, u: torch.Tensor, norms: torch.Tensor, rho: float,
+                 beta: float, ws: Workspace) -> tuple[torch.Tensor, float]:
+        """The Newton matrix on the groups ``active`` at the point whose multipliers are in
+        ``ws`` (mu > 0 marks the rows of S), and the largest diagonal entry of its smooth part
+        ``H`` (the scale of the ridge; the norms' curvature ``beta/||z_g||`` is left out of it,
+        as it blows up on groups near zero)."""
+        a, d, f64 = active.numel(), self.d, torch.float64
+        if a == self.G:
+            M = self.gram.clone()
+        else:
+            cols = (active[:, None] * d + torch.arange(d, device=active.device)).flatten()
+            M = self.gram.index_select(0, cols).index_select(1, cols)
+        blocks = M.view(a, d, a, d).permute(0, 2, 1, 3)          # a view: (a, a, d, d)
+        pos = torch.arange(a, device=active.device)
+        inner = (ws.mu_i[active] > 0).to(f64)
+        blocks.index_put_((pos, pos), self._weighted_xx(inner, rho), accumulate=True)
+        if self.ops.depth == 3:
+            # rows of the outer cone of block b: rho X' diag(S_b s_j D_j s_k D_k) X for j, k in b
+            b = self.block_of[active]
+            p, q = torch.nonzero((b[:, None] == b[None, :]).triu(), as_tuple=True)
+            both = (ws.mu_o[b[p]] > 0) & self.ops.inner[active[p]] & self.ops.inner[active[q]]
+            C = self._weighted_xx(both.to(f64), rho * self.sign[active[p]] * self.sign[active[q]])
+            blocks.index_put_((p, q), C, accumulate=True)
+            off = p != q
+            blocks.index_put_((q[off], p[off]), C[off], accumulate=True)    # C is symmetric
+        scale = float(M.diagonal().max())
+        eye = torch.eye(d, dtype=f64, device=active.device)
+        weight = (beta / norms).clamp_max(CURVATURE_CAP * max(scale, beta))
+        curvature = weight[:, None, None] * (eye - u[:, :, None] * u[:, None, :])
+        blocks.index_put_((pos, pos), curvature, accumulate=True)
+        return M, scale
+
+    def _weighted_xx(self, W: torch.Tensor, scale) -> torch.Tensor:
+        """``scale_k X' diag(W_k) X`` for each row ``W_k``: (k, d, d), from one GEMM with the
+        upper triangle of ``x_i x_i'``."""
+        upper = (W @ self.XX) * (scale[:, None] if torch.is_tensor(scale) else scale)
+        out = torch.empty((W.shape[0], self.d, self.d), dtype=upper.dtype, device=upper.device)
+        out[:, self.upper[0], self.upper[1]] = upper
+        out[:, self.upper[1], self.upper[0]] = upper
+        return out
+
+    @staticmethod
+    def _solve(M: torch.Tensor, rhs: torch.Tensor, scale: float) -> torch.Tensor | None:
+        """``M^{-1} rhs`` by Cholesky (M is overwritten), with a ridge ``RIDGE * scale`` grown
+        until the factorization succeeds; None if it fails even with a ridge of ``scale``."""
+        ridge = added = RIDGE * scale
+        while True:
+            M.diagonal().add_(added)
+            L, info = torch.linalg.cholesky_ex(M)
+            if int(info) == 0:
+                half = torch.linalg.solve_triangular(L, rhs[:, None], upper=False)
+                return torch.linalg.solve_triangular(L.mT, half, upper=True).flatten()
+            added = 99.0 * ridge
+            ridge *= 100.0
+            if not math.isfinite(ridge) or ridge > scale:
+                return None
