@@ -18,7 +18,7 @@ from dualnets.problem import Problem
 from dualnets.registry import get_solver
 from dualnets.solvers import al_newton
 from dualnets.solvers.al import AugmentedLagrangian, warm_arrays
-from dualnets.solvers.al_newton import NewtonInner
+from dualnets.solvers.al_newton import ConeSums, NewtonInner
 from dualnets.solvers.torch_ops import TorchLifting
 
 TOL = 1e-6
@@ -104,6 +104,29 @@ def test_newton_matrix_is_the_jacobian_of_the_subproblem_gradient(depth):
     expected = M @ V[active].flatten()
     np.testing.assert_allclose(derivative.numpy(), expected.numpy(), rtol=1e-5,
                                atol=1e-6 * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_cone_sums_updated_by_switched_rows_equal_a_recount(depth):
+    problem = random_problem(depth, seed=7, n=60)
+    lift = Lifting.from_problem(problem)
+    ops = TorchLifting(lift, problem.y)
+    ws = ops.workspace()
+    rng = np.random.default_rng(3)
+    lam_i = torch.as_tensor(rng.random((lift.n_groups, problem.n)))
+    lam_o = torch.as_tensor(rng.random((lift.n_blocks, problem.n))) if depth == 3 \
+        else ops.zeros_outer()
+    tracked = ConeSums(ops, NewtonInner(ops).XX)
+    Z = torch.as_tensor(rng.standard_normal((lift.n_groups, problem.d)))
+    for _ in range(4):
+        ops.al_gradient(Z, lam_i, lam_o, 1.0, ws)
+        tracked.update(ws)
+        fresh = ConeSums(ops, tracked.XX)
+        fresh.update(ws)
+        torch.testing.assert_close(tracked.inner, fresh.inner, rtol=1e-12, atol=1e-10)
+        if depth == 3:
+            torch.testing.assert_close(tracked.outer, fresh.outer, rtol=1e-12, atol=1e-10)
+        Z = Z + 0.05 * torch.as_tensor(rng.standard_normal(Z.shape))   # a few rows switch
 
 
 def test_auto_inner_falls_back_to_fista_above_the_newton_size(monkeypatch):
@@ -248,14 +271,16 @@ def test_limits_give_their_status():
     assert AugmentedLagrangian(max_seconds=1e-9).solve(problem).status == "time_limit"
 
 
-@pytest.mark.parametrize("max_iters", [150, 200, 230])
-def test_stopped_result_carries_the_multipliers_of_its_last_trace_row(max_iters):
-    # the budget runs out just after a multiplier update (200), inside an inner solve (150,
-    # 230): either way the returned (Z, lam) are the point the last trace row certified, and
-    # no iterate is certified twice (a second check would update its multipliers again)
+@pytest.mark.parametrize("inner, max_iters", [("fista", 150), ("fista", 200), ("fista", 230),
+                                              ("newton", 6), ("newton", 14), ("newton", 25)])
+def test_stopped_result_carries_the_multipliers_of_its_last_trace_row(inner, max_iters):
+    # the budget runs out just after a multiplier update (fista 200), inside an inner solve
+    # (fista 150, 230): either way the returned (Z, lam) are the point the last trace row
+    # certified, and no iterate is certified twice (a second check would update its
+    # multipliers again).  Newton returns its best checked point, as the last trace row.
     problem = random_problem(3, n=40, P=10, beta=0.01)
     result = AugmentedLagrangian(max_iters=max_iters, inner_iters=100, polish_at=0.0,
-                                 gap_tol=1e-12).solve(problem)
+                                 gap_tol=1e-12, inner=inner).solve(problem)
     assert result.status == "max_iterations"
     iterations = [row[1] for row in result.trace]
     assert iterations == sorted(set(iterations)) and iterations[-1] == max_iters
