@@ -64,7 +64,9 @@ def run_solver(args, n: int, d: int, solver: str) -> dict:
     with threadpool_limits(args.threads):
         problem = planted_problem(n, d, args.m1, args.P, args.beta, args.seed, args.depth)
         base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        options = {"clarabel": {}, "al": dict(max_seconds=args.limit, threads=args.threads),
+        options = {"clarabel": dict(direct_solve_method=args.clarabel_method,
+                                    max_threads=args.threads),
+                   "al": dict(max_seconds=args.limit, threads=args.threads),
                    "gated-fista": dict(max_seconds=args.limit, threads=args.threads)}[solver]
         start = time.perf_counter()
         result = get_solver(solver, **options).solve(problem)
@@ -90,10 +92,13 @@ def run_solver(args, n: int, d: int, solver: str) -> dict:
 
 
 def gemm_ratio(args, n: int, d: int, repeats: int = 20) -> dict:
-    """Seconds per AL iteration (gradient + FISTA step) over seconds of two plain GEMMs."""
+    """Seconds per AL iteration (gradient + FISTA step) over seconds of two plain GEMMs, and
+    the same for one Newton step (``inner="newton"``, a full step: ``eta = 0``) at
+    multipliers ``lam = 1``."""
     import torch
 
     from dualnets.lifting import Lifting
+    from dualnets.solvers.al_newton import NewtonInner
     from dualnets.solvers.torch_ops import Fista, TorchLifting
 
     torch.set_num_threads(args.threads)
@@ -113,17 +118,26 @@ def gemm_ratio(args, n: int, d: int, repeats: int = 20) -> dict:
         torch.matmul(Z, ops.Xt, out=U)
         torch.matmul(U, ops.X, out=g)
 
+    newton = NewtonInner(ops) if ops.G * d <= 5000 else None
+    ones_i, ones_o = torch.ones_like(lam_i), torch.ones_like(lam_o)
+
+    def newton_step():
+        newton.step(Z, ones_i, ones_o, 1.0, problem.beta, 0.0, ws)
+
     timings = {}
-    for name, fn in (("gemm", two_gemms), ("al", al_iteration), ("gemm2", two_gemms),
-                     ("al2", al_iteration)):
+    plan = [("gemm", two_gemms), ("al", al_iteration), ("gemm2", two_gemms),
+            ("al2", al_iteration)] + ([("newton", newton_step)] if newton else [])
+    for name, fn in plan:
         fn()
         start = time.perf_counter()
         for _ in range(repeats):
             fn()
         timings[name] = (time.perf_counter() - start) / repeats
     gemm, it = min(timings["gemm"], timings["gemm2"]), min(timings["al"], timings["al2"])
+    step = timings.get("newton", float("nan"))
     return dict(n=n, d=d, G=ops.G, threads=args.threads, al_iteration_seconds=it,
-                two_gemm_seconds=gemm, ratio=it / gemm)
+                two_gemm_seconds=gemm, ratio=it / gemm, newton_step_seconds=step,
+                newton_ratio=step / gemm)
 
 
 def run_scnn(args, n: int, d: int) -> list[dict]:
@@ -238,6 +252,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=float, default=300.0, help="seconds per solve")
+    parser.add_argument("--clarabel-method", choices=["qdldl", "faer"], default="qdldl",
+                        help="Clarabel's direct_solve_method (faer was 1.4x faster at n = 1600)")
     parser.add_argument("--gemm-ratio", action="store_true")
     parser.add_argument("--scnn", action="store_true")
     parser.add_argument("--scnn-tols", type=float, nargs="+", default=[1e-4, 1e-6])
@@ -250,7 +266,8 @@ def main() -> None:
     sizes = GRIDS[args.grid] if args.grid else [(n, d) for n in args.n for d in args.d]
     common = ["--m1", str(args.m1), "--P", str(args.P), "--depth", str(args.depth), "--beta",
               str(args.beta), "--seed", str(args.seed), "--threads", str(args.threads),
-              "--limit", str(args.limit), "--scnn-tols", *map(str, args.scnn_tols)]
+              "--limit", str(args.limit), "--clarabel-method", args.clarabel_method,
+              "--scnn-tols", *map(str, args.scnn_tols)]
     jobs = [["--gemm-ratio"]] if args.gemm_ratio else [["--scnn"]] if args.scnn else [
         ["--solvers", s] for s in args.solvers]
     rows = []
