@@ -441,6 +441,7 @@ class AugmentedLagrangian(TorchSolver):
                 state.status = "max_iterations" if not it_budget_left else "time_limit"
                 break
             check = checker(Z, lam_i, lam_o, rho)
+            newton.forget()                     # the check used the workspace; lam changes next
             clock.sync()
             state.trace.append((clock.now(), state.iterations, check.objective,
                                 check.relative_gap, check.violation))

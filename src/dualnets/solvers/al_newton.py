@@ -152,6 +152,11 @@ class NewtonInner:
         self.block_of = torch.arange(self.G, device=dev) // self.m1
         self.sign = ops.group_sign.to(f64)
         self.cones = ConeSums(ops, self.XX)
+        self._evaluated = None   # the point whose forward pass is in the workspace
+
+    def forget(self) -> None:
+        """The workspace or the multipliers changed: the next step starts from scratch."""
+        self._evaluated = None
 
     @staticmethod
     def _half_gram(X: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -179,7 +184,11 @@ class NewtonInner:
         precision; at large ``rho`` that floor can sit above ``eta``)."""
         ops = self.ops
         t = 1.0 / self.lipschitz(rho)
-        grad = ops.al_gradient(Z, lam_i, lam_o, rho, ws)
+        if Z is self._evaluated:                 # the last accepted trial: r, mu are in ws
+            grad = ops.al_gradient_after_value(ws)
+        else:
+            grad = ops.al_gradient(Z, lam_i, lam_o, rho, ws)
+        self._evaluated = None
         Zp, residual = prox_step(Z, grad, t, beta)
         if residual <= eta:
             return Zp, residual, True
@@ -208,6 +217,7 @@ class NewtonInner:
             value = ops.al_value(trial, lam_i, lam_o, rho, ws) + beta * float(
                 torch.linalg.vector_norm(trial, dim=1).sum())
             if value <= phi0 + ARMIJO * alpha * slope + noise:
+                self._evaluated = trial
                 return trial, residual, False
             alpha *= 0.5
         return Zp, residual, True       # no decrease left above round-off: as solved as it gets

@@ -158,6 +158,11 @@ class TorchLifting:
         """
         self._residual(Z, ws, self.y)
         self._multipliers(lam_i, lam_o, rho, ws)
+        return self.al_gradient_after_value(ws)
+
+    def al_gradient_after_value(self, ws: Workspace) -> torch.Tensor:
+        """The gradient of :meth:`al_gradient` at the point whose r and mu are in ``ws`` (left
+        there by :meth:`al_value`): only the adjoint product, no forward one."""
         if self.depth == 3:
             torch.mul(self.out_weight, ws.r, out=ws.gh)
             ws.gh.addcmul_(self.sign_outer, ws.mu_o, value=-1)
