@@ -94,7 +94,8 @@ def test_newton_matrix_is_the_jacobian_of_the_subproblem_gradient(depth):
     field(Z)
     masks = (ws.mu_i > 0).clone(), (ws.mu_o > 0).clone()
     norms = torch.linalg.vector_norm(Z[active], dim=1)
-    M, _ = newton._hessian(active, Z[active] / norms[:, None], norms, rho, beta, ws)
+    p, q, C, _ = newton._local_terms(active, Z[active] / norms[:, None], norms, rho, beta, ws)
+    M = newton._dense(active, p, q, C)
     V = torch.zeros_like(Z)
     V[active] = torch.as_tensor(rng.standard_normal((active.numel(), problem.d)))
     h = 1e-7
@@ -104,6 +105,35 @@ def test_newton_matrix_is_the_jacobian_of_the_subproblem_gradient(depth):
     expected = M @ V[active].flatten()
     np.testing.assert_allclose(derivative.numpy(), expected.numpy(), rtol=1e-5,
                                atol=1e-6 * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_low_rank_newton_solve_equals_the_dense_one(depth):
+    """n = 12 rows, a d = 60 unknowns: the Woodbury solve (block-diagonal D) is used.  Large
+    multipliers make every cone row active, so that D is well conditioned (where it is not,
+    the solve returns None and the dense one is used: covered by the solves above)."""
+    problem = random_problem(depth, seed=8, n=12, d=3, P=10)
+    lift = Lifting.from_problem(problem)
+    ops = TorchLifting(lift, problem.y)
+    ws = ops.workspace()
+    newton = NewtonInner(ops)
+    rng = np.random.default_rng(4)
+    Z = torch.as_tensor(rng.standard_normal((lift.n_groups, problem.d)))
+    Z[[0, 3, 9]] = 0.0                                  # some groups inactive, some blocks half
+    lam_i = torch.full((lift.n_groups, problem.n), 1e3, dtype=torch.float64)
+    lam_o = torch.full((lift.n_blocks, problem.n), 1e3, dtype=torch.float64) if depth == 3 \
+        else ops.zeros_outer()
+    ops.al_gradient(Z, lam_i, lam_o, 2.0, ws)
+    active = torch.nonzero(torch.linalg.vector_norm(Z, dim=1) > 0).flatten()
+    norms = torch.linalg.vector_norm(Z[active], dim=1)
+    p, q, C, scale = newton._local_terms(active, Z[active] / norms[:, None], norms, 2.0,
+                                         problem.beta, ws)
+    rhs = torch.as_tensor(rng.standard_normal(active.numel() * problem.d))
+    assert 2 * problem.n < rhs.numel()
+    low = newton._solve_low_rank(active, p, q, C, rhs, scale)
+    dense = newton._solve(newton._dense(active, p, q, C), rhs, scale)
+    assert low is not None
+    torch.testing.assert_close(low, dense, rtol=1e-8, atol=1e-10 * float(dense.abs().max()))
 
 
 @pytest.mark.parametrize("depth", [2, 3])

@@ -36,6 +36,8 @@ ARMIJO = 1e-4
 MAX_HALVINGS = 30
 VALUE_NOISE = 100.0       # round-off allowed in the Armijo test, in machine epsilons of phi
 RIDGE = 1e-12             # eps = RIDGE * max diag(H): A'A is singular (A = [A_+, -A_+])
+REFINEMENTS = 2           # iterative refinement steps of the low-rank (Woodbury) solve
+LOW_RANK_RESIDUAL = 1e-10  # relative residual it must reach, else the dense solve is used
 RECOUNT_FRACTION = 0.02   # more switched cone rows than this: recount with one GEMM
 CURVATURE_CAP = 1e8       # beta/||z_g|| capped at this times max diag(H): a group of norm
 #                           ~1e-30 (float32 round-off) made the matrix numerically indefinite
@@ -145,7 +147,10 @@ class NewtonInner:
         else:
             weight = ops.coef_out.to(f64)
         K = self._half_gram(X, weight[: self.G // 2])
+        # columns of A for the low-rank solve, kept only where it can be used (n < a d / 2)
+        self.X64, self.col_weight = X, weight if 2 * ops.n < MAX_VARIABLES else None
         self.gram = torch.cat([torch.cat([K, -K], 1), torch.cat([-K, K], 1)])    # A'A
+        self.gram_diagonal = self.gram.diagonal().clone()
         self.lmax_loss = 2.0 * float(torch.linalg.eigvalsh(K)[-1]) if K.numel() else 0.0
         xtx = float(torch.linalg.eigvalsh(X.T @ X)[-1])
         self.lmax_cones = xtx * (1 + self.m1 if ops.depth == 3 else 1)   # >= lmax(B'B)
@@ -201,8 +206,13 @@ class NewtonInner:
             return Zp, residual, False
         u = Zp[active].to(torch.float64) / norms[active, None].to(torch.float64)
         rhs = -(grad[active].to(torch.float64) + beta * u)
-        M, scale = self._hessian(active, u, norms[active].to(torch.float64), rho, beta, ws)
-        direction = self._solve(M, rhs.flatten(), scale)
+        p, q, C, scale = self._local_terms(active, u, norms[active].to(torch.float64), rho,
+                                           beta, ws)
+        direction = None
+        if self.col_weight is not None and 2 * self.ops.n < active.numel() * self.d:
+            direction = self._solve_low_rank(active, p, q, C, rhs.flatten(), scale)
+        if direction is None:
+            direction = self._solve(self._dense(active, p, q, C), rhs.flatten(), scale)
         if direction is None:                    # not numerically definite: the prox step
             return Zp, residual, False
         direction = direction.view(-1, self.d)
@@ -222,39 +232,105 @@ class NewtonInner:
             alpha *= 0.5
         return Zp, residual, True       # no decrease left above round-off: as solved as it gets
 
-    def _hessian(self, active: torch.Tensor, u: torch.Tensor, norms: torch.Tensor, rho: float,
-                 beta: float, ws: Workspace) -> tuple[torch.Tensor, float]:
-        """The Newton matrix on the groups ``active`` at the point whose multipliers are in
-        ``ws`` (mu > 0 marks the rows of S), and the largest diagonal entry of its smooth part
-        ``H`` (the scale of the ridge; the norms' curvature ``beta/||z_g||`` is left out of it,
-        as it blows up on groups near zero)."""
+    def _local_terms(self, active: torch.Tensor, u: torch.Tensor, norms: torch.Tensor,
+                     rho: float, beta: float, ws: Workspace):
+        """The Newton matrix less ``A'A``, as blocks ``(p, q, C)`` with ``p <= q`` (positions in
+        ``active``; ``C`` is (k, d, d), and the ``(q, p)`` block is its transpose): the cone
+        Hessian ``rho B_S'B_S`` at the point whose multipliers are in ``ws`` (mu > 0 marks S)
+        and the norms' curvature.  Also the largest diagonal entry of ``H = A'A + rho B_S'B_S``
+        (the scale of the ridge; the curvature ``beta/||z_g||`` is left out of it, as it blows
+        up on groups near zero)."""
         a, d, f64 = active.numel(), self.d, torch.float64
+        pos = torch.arange(a, device=active.device)
+        self.cones.update(ws)
+        p, q, C = [pos], [pos], [self._unpack(rho * self.cones.inner[active])]
+        if self.ops.depth == 3:
+            # rows of the outer cone of block b: rho X' diag(S_b s_j D_j s_k D_k) X for j, k in b
+            b = self.block_of[active]
+            pp, qq = torch.nonzero((b[:, None] == b[None, :]).triu(), as_tuple=True)
+            j, k = active[pp] % self.m1, active[qq] % self.m1
+            weight = rho * self.sign[active[pp]] * self.sign[active[qq]]
+            p, q = p + [pp], q + [qq]
+            C.append(self._unpack(weight[:, None] * self.cones.outer[b[pp], j, k]))
+        p, q, C = torch.cat(p), torch.cat(q), torch.cat(C)
+        diagonal = self.gram_diagonal.view(self.G, d)[active].clone()
+        same = p == q
+        diagonal.index_add_(0, p[same], C[same].diagonal(dim1=1, dim2=2))
+        scale = float(diagonal.max())
+        eye = torch.eye(d, dtype=f64, device=active.device)
+        weight = (beta / norms).clamp_max(CURVATURE_CAP * max(scale, beta))
+        curvature = weight[:, None, None] * (eye - u[:, :, None] * u[:, None, :])
+        return torch.cat([p, pos]), torch.cat([q, pos]), torch.cat([C, curvature]), scale
+
+    def _dense(self, active: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
+               C: torch.Tensor) -> torch.Tensor:
+        """The Newton matrix ``A'A + blocks`` on the groups ``active``, dense."""
+        a, d = active.numel(), self.d
         if a == self.G:
             M = self.gram.clone()
         else:
             cols = (active[:, None] * d + torch.arange(d, device=active.device)).flatten()
             M = self.gram.index_select(0, cols).index_select(1, cols)
         blocks = M.view(a, d, a, d).permute(0, 2, 1, 3)          # a view: (a, a, d, d)
-        pos = torch.arange(a, device=active.device)
-        self.cones.update(ws)
-        blocks.index_put_((pos, pos), self._unpack(rho * self.cones.inner[active]),
-                          accumulate=True)
-        if self.ops.depth == 3:
-            # rows of the outer cone of block b: rho X' diag(S_b s_j D_j s_k D_k) X for j, k in b
-            b = self.block_of[active]
-            p, q = torch.nonzero((b[:, None] == b[None, :]).triu(), as_tuple=True)
-            j, k = active[p] % self.m1, active[q] % self.m1
-            weight = rho * self.sign[active[p]] * self.sign[active[q]]
-            C = self._unpack(weight[:, None] * self.cones.outer[b[p], j, k])
-            blocks.index_put_((p, q), C, accumulate=True)
-            off = p != q
-            blocks.index_put_((q[off], p[off]), C[off], accumulate=True)    # C is symmetric
-        scale = float(M.diagonal().max())
-        eye = torch.eye(d, dtype=f64, device=active.device)
-        weight = (beta / norms).clamp_max(CURVATURE_CAP * max(scale, beta))
-        curvature = weight[:, None, None] * (eye - u[:, :, None] * u[:, None, :])
-        blocks.index_put_((pos, pos), curvature, accumulate=True)
-        return M, scale
+        blocks.index_put_((p, q), C, accumulate=True)
+        off = p != q
+        blocks.index_put_((q[off], p[off]), C[off].mT, accumulate=True)
+        return M
+
+    def _solve_low_rank(self, active: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
+                        C: torch.Tensor, rhs: torch.Tensor, scale: float) -> torch.Tensor | None:
+        """``(A_N'A_N + D)^{-1} rhs`` by Woodbury when ``n < a d / 2``: ``D`` (the blocks, plus
+        the ridge) is block diagonal per network block (at most ``m1 d`` wide), so only an
+        ``n x n`` system is dense.  ``D`` can be nearly singular (a group with no active cone
+        row has only the ridge along its own direction), so two steps of iterative refinement
+        follow, and None (use the dense solve) unless the residual ends below 1e-10."""
+        a, d, m1, f64 = active.numel(), self.d, self.m1, torch.float64
+        dev = active.device
+        blocks_of, slot = torch.unique(self.block_of[active], return_inverse=True)
+        nb, width, j = blocks_of.numel(), m1 * d, active % m1
+        D = torch.zeros((nb, m1, m1, d, d), dtype=f64, device=dev)
+        D.index_put_((slot[p], j[p], j[q]), C, accumulate=True)
+        off = p != q
+        D.index_put_((slot[q[off]], j[q[off]], j[p[off]]), C[off].mT, accumulate=True)
+        empty = torch.ones((nb, m1), dtype=torch.bool, device=dev)
+        empty[slot, j] = False
+        eb, ej = torch.nonzero(empty, as_tuple=True)
+        D[eb, ej, ej] += torch.eye(d, dtype=f64, device=dev)    # padding: decoupled identity
+        D = D.permute(0, 1, 3, 2, 4).reshape(nb, width, width)
+        D.diagonal(dim1=1, dim2=2).add_(RIDGE * scale)
+        L, info = torch.linalg.cholesky_ex(D)
+        if bool(info.any()):
+            return None
+        index = ((slot * m1 + j)[:, None] * d + torch.arange(d, device=dev)).flatten()
+
+        def padded(V, apply):
+            W = torch.zeros((nb * width, V.shape[1]), dtype=f64, device=dev)
+            W[index] = V
+            return apply(W.view(nb, width, -1)).reshape(nb * width, -1)[index]
+
+        A = (self.col_weight[active].T[:, :, None] * self.X64[:, None, :]).reshape(-1, a * d)
+        Y = padded(A.T, lambda W: torch.cholesky_solve(W, L))           # D^{-1} A', (a d, n)
+        small = A @ Y
+        small.diagonal().add_(1.0)
+        Lc, info = torch.linalg.cholesky_ex(small)
+        if int(info) != 0:
+            return None
+
+        def solve(r):
+            x0 = padded(r, lambda W: torch.cholesky_solve(W, L))
+            return x0 - Y @ torch.cholesky_solve(A @ x0, Lc)
+
+        def apply(x):
+            return A.T @ (A @ x) + padded(x, lambda W: torch.bmm(D, W))
+
+        b = rhs[:, None]
+        x = solve(b)
+        for _ in range(REFINEMENTS):
+            x = x + solve(b - apply(x))
+        if float(torch.linalg.vector_norm(b - apply(x))) > LOW_RANK_RESIDUAL * float(
+                torch.linalg.vector_norm(b)):
+            return None
+        return x.flatten()
 
     def _unpack(self, upper: torch.Tensor) -> torch.Tensor:
         """Symmetric (k, d, d) matrices from their upper triangles (k, d(d+1)/2)."""
