@@ -40,7 +40,7 @@ except ModuleNotFoundError:  # Python 3.10
 from .datasets import check_name, is_synthetic, load_dataset
 from .dual_search import SearchConfig
 from .registry import available_solvers
-from .runner import DEFAULT_IP_LIMIT, TIMING_COLUMNS, Method, Outcome, RunSpec, make_solver, \
+from .runner import TIMING_COLUMNS, Method, Outcome, RunSpec, make_solver, \
     run_safely
 from .store import ResultStore
 

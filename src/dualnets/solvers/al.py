@@ -19,7 +19,8 @@ Inner solvers (``inner``):
 
 - ``"newton"`` (:mod:`.al_newton`): semismooth Newton steps on the nonzero groups, with the
   Gram matrix ``A'A`` formed once and the cone Hessian ``rho B_S'B_S`` block diagonal; a dense
-  ``G d x G d`` Cholesky per step, so only for ``G d <= al_newton.MAX_VARIABLES``.  Newton's
+  ``G d x G d`` Cholesky per step (an ``n x n`` one by Woodbury when n is smaller), so only for
+  ``G d <= al_newton.MAX_VARIABLES``.  Newton's
   subproblem solves are accurate enough to grow ``rho`` 10x whenever infeasibility limits the
   certificate, and the outer loop converges in ~10 multiplier updates.
 - ``"fista"``: accelerated proximal gradient with restarts (prox = group shrinkage), two GEMMs
@@ -63,7 +64,7 @@ LIPSCHITZ_SAFETY = 1.05
 LINE_SEARCH_SHRINK = 0.9    # each step first tries 0.9 L, then doubles L until it fits
 MIN_STEP_FRACTION = 1e-4    # L never below this fraction of the global bound
 MAX_RHO_GROWTH = 1e3
-NEWTON_MAX_RHO_GROWTH = 1e5  # n = 16000: capped at 1e3, the gap crept from 1.5e-5 to 1e-6 in 50 updates
+NEWTON_MAX_RHO_GROWTH = 1e5  # n = 16000 capped at 1e3: 50 updates from gap 1.5e-5 to 1e-6
 NEWTON_STEPS = 50           # cap on Newton steps per subproblem (inner="newton")
 INNER_METHODS = ("auto", "newton", "fista")
 # (rho_scale, rho_growth) per inner solver.  Newton: 100 and 10 took 172-186 steps to 1e-6 at

@@ -9,7 +9,9 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
    upper bound of ``lmax(H)``, fixes which groups are zero and measures the optimality residual;
 2. on the nonzero groups ``N`` of ``z'``, where ``phi`` is smooth,
    ``(H_NN + diag_g beta/||z'_g|| (I - u_g u_g') + eps I) dz = -(grad f(z')_N + beta u_N)``
-   with ``u_g = z'_g / ||z'_g||``, solved by Cholesky;
+   with ``u_g = z'_g / ||z'_g||``, solved by a dense Cholesky, or, when ``n < |N| d / 2``, by
+   Woodbury: everything but ``A_N'A_N`` is block diagonal per network block, so only an
+   ``n x n`` matrix is factored (checked by iterative refinement; dense if that fails);
 3. Armijo backtracking on ``phi`` along ``dz``, where a group whose step would carry it
    through zero (``<z'_g, z'_g + a dz_g> <= 0``) is set to zero instead (a bent line search,
    as in projected Newton methods): without it, groups that are zero at the optimum circled
@@ -18,8 +20,9 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
 Only ``(Gd)^2``-sized pieces are formed, never the lifted matrix: ``A'A`` once, in chunks of
 rows (``A = [A_+, -A_+]``, so only ``K = A_+'A_+`` is computed), and ``B_S'B_S``, which is
 block diagonal (a ``d x d`` block per group for the inner cones, ``(m1 d)^2`` per block for the
-outer cones), as ``(mask products) @ XX`` with rows ``XX_i`` the upper triangle of ``x_i x_i'``.  Everything here
-is float64; gradients and values come from the caller's :class:`TorchLifting` in its dtype.
+outer cones), kept as sums of the upper triangles of ``x_i x_i'`` (:class:`ConeSums`).
+Everything here is float64; gradients and values come from the caller's
+:class:`TorchLifting` in its dtype.
 """
 
 from __future__ import annotations
