@@ -432,7 +432,7 @@ class AugmentedLagrangian(TorchSolver):
             "newton-float32" if ops.dtype == torch.float32 else "newton")
         rho = rho_scale * newton.lmax_loss / newton.lmax_cones
         rho_max = NEWTON_MAX_RHO_GROWTH * rho
-        eta, outer, last_violation, best = self.inner_tol, 0, math.inf, None
+        eta, outer, last_violation, best, score = self.inner_tol, 0, math.inf, None, math.inf
         while True:
             solved, steps = False, 0
             while (not solved and steps < NEWTON_STEPS and state.iterations < self.max_iters
@@ -445,6 +445,7 @@ class AugmentedLagrangian(TorchSolver):
             if steps == 0 and outer > 0:
                 # out of budget right after a multiplier update: lam is the last check's mu
                 state.status = "max_iterations" if not it_budget_left else "time_limit"
+                Z, lam_i, lam_o = self._best_or_last(best, score, Z, lam_i, lam_o, clock, state)
                 break
             check = checker(Z, lam_i, lam_o, rho)
             newton.forget()                     # the check used the workspace; lam changes next
@@ -465,11 +466,7 @@ class AugmentedLagrangian(TorchSolver):
                         check.violation / self.violation_tol)
             if not (it_budget_left and time_left):
                 state.status = "max_iterations" if not it_budget_left else "time_limit"
-                if best is not None and best[0] < score:
-                    # stopped inside a subproblem: the best checked point so far is returned,
-                    # and the last trace row is its certificate
-                    _, Z, lam_i, lam_o, row = best
-                    state.trace[-1] = (clock.now(), state.iterations) + row
+                Z, lam_i, lam_o = self._best_or_last(best, score, Z, lam_i, lam_o, clock, state)
                 break
             if best is None or score < best[0]:
                 best = (score, Z.clone(), lam_i.clone(), lam_o.clone(),
@@ -484,6 +481,17 @@ class AugmentedLagrangian(TorchSolver):
             last_violation = check.violation
         state.info.update(seconds=clock.now(), outer_iterations=outer, rho=rho)
         return Z, lam_i.clone(), lam_o.clone()
+
+    @staticmethod
+    def _best_or_last(best, score: float, Z, lam_i, lam_o, clock: Clock, state: RunState):
+        """On a budget stop: the best checked point so far if it beats the last one (score:
+        ``max(|gap| / gap_tol, violation / violation_tol)``), whose certificate then becomes
+        the last trace row; otherwise the last point."""
+        if best is None or best[0] >= score:
+            return Z, lam_i, lam_o
+        _, Z, lam_i, lam_o, row = best
+        state.trace[-1] = (clock.now(), state.iterations) + row
+        return Z, lam_i, lam_o
 
     def _polish_due(self, check: Check, last: float) -> bool:
         """Polish when the AL is within ``polish_at`` and 3x better than at the last try."""
