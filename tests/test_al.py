@@ -130,9 +130,9 @@ def test_low_rank_newton_solve_equals_the_dense_one(depth):
                                          problem.beta, ws)
     rhs = torch.as_tensor(rng.standard_normal(active.numel() * problem.d))
     assert 2 * problem.n < rhs.numel()
-    low = newton._solve_low_rank(active, p, q, C, rhs, scale)
+    low, accurate = newton._solve_low_rank(active, p, q, C, rhs, scale)
     dense = newton._solve(newton._dense(active, p, q, C), rhs, scale)
-    assert low is not None
+    assert accurate
     torch.testing.assert_close(low, dense, rtol=1e-8, atol=1e-10 * float(dense.abs().max()))
 
 
@@ -163,10 +163,22 @@ def test_auto_inner_falls_back_to_fista_above_the_newton_size(monkeypatch):
     problem = random_problem(3)
     assert AugmentedLagrangian(max_seconds=60).solve(problem).info["inner"] == "newton"
     monkeypatch.setattr(al_newton, "MAX_VARIABLES", 10)
+    monkeypatch.setattr(al_newton, "MAX_LOW_RANK_ENTRIES", 10)
     result = AugmentedLagrangian(max_seconds=60).solve(problem)
     assert result.info["inner"] == "fista"
-    with pytest.raises(ValueError, match="MAX_VARIABLES = 10 .*got 24 groups x 3 features"):
+    with pytest.raises(ValueError, match="MAX_VARIABLES = 10 .*got n = 20, 24 groups x 3 feat"):
         AugmentedLagrangian(inner="newton").solve(problem)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_newton_without_the_dense_gram_uses_the_low_rank_solve(monkeypatch, depth):
+    """Above the dense size, n < G d / 2 still runs Newton (Woodbury only, no A'A)."""
+    monkeypatch.setattr(al_newton, "MAX_VARIABLES", 10)
+    problem = random_problem(depth, seed=9, n=15, d=4, P=8)
+    assert NewtonInner(TorchLifting(Lifting.from_problem(problem), problem.y)).gram is None
+    result = AugmentedLagrangian(max_seconds=60).solve(problem)
+    assert result.info["inner"] == "newton" and result.status == "optimal"
+    assert_certified_match(problem, result)
 
 
 @pytest.mark.parametrize("name", ["public_tiny_1d", "public_teacher", "public_breast_cancer"])

@@ -19,9 +19,8 @@ Inner solvers (``inner``):
 
 - ``"newton"`` (:mod:`.al_newton`): semismooth Newton steps on the nonzero groups, with the
   Gram matrix ``A'A`` formed once and the cone Hessian ``rho B_S'B_S`` block diagonal; a dense
-  ``G d x G d`` Cholesky per step (an ``n x n`` one by Woodbury when n is smaller), so only for
-  ``G d <= al_newton.MAX_VARIABLES``.  Newton's
-  subproblem solves are accurate enough to grow ``rho`` 10x whenever infeasibility limits the
+  ``G d x G d`` Cholesky per step, or an ``n x n`` one by Woodbury when ``n < G d / 2``
+  (sizes: ``al_newton.newton_fits``).  Newton's subproblem solves are accurate enough to grow ``rho`` 10x whenever infeasibility limits the
   certificate, and the outer loop converges in ~10 multiplier updates.
 - ``"fista"``: accelerated proximal gradient with restarts (prox = group shrinkage), two GEMMs
   per step and no size limit, but tens of thousands of steps to 1e-6.  FISTA runs until
@@ -31,7 +30,8 @@ Inner solvers (``inner``):
   Once the certificate is within ``polish_at``, :mod:`.al_polish` tries a Newton step on the
   active set plus NNLS multipliers for the zero groups; its point is returned only if it
   certifies.
-- ``"auto"`` (default): newton when it fits, else fista.
+- ``"auto"`` (default): newton when it fits (``al_newton.newton_fits``: a dense system, or a
+  low-rank one when ``n < G d / 2``), else fista.
 
 Schedule: after each inner solve the multipliers are updated and ``eta`` divided by
 ``inner_decay``.  ``rho`` starts at ``rho_scale * lmax(A'A) / lmax(B'B)`` (``lmax(B'B) <=
@@ -242,8 +242,8 @@ class AugmentedLagrangian(TorchSolver):
     inner_iters : int
         Cap on FISTA steps between multiplier updates (Newton: at most 50).
     inner : "auto", "newton" or "fista"
-        The inner solver (module docstring); "auto" takes newton when ``G d <=
-        al_newton.MAX_VARIABLES``.
+        The inner solver (module docstring); "auto" takes newton when
+        ``al_newton.newton_fits(n, G, d)``.
     polish_at : float
         fista: relative gap and violation below which the Newton polish is tried (al_polish).
     line_search : bool
@@ -312,11 +312,13 @@ class AugmentedLagrangian(TorchSolver):
         warmup = time.perf_counter() - start
         state = RunState()
         checker = Checker(ops, ws, lift, problem)
-        fits = newton_fits(lift.n_groups, problem.d)
+        fits = newton_fits(problem.n, lift.n_groups, problem.d)
         if self.inner == "newton" and not fits:
             raise ValueError(
                 f"inner='newton' needs G d <= MAX_VARIABLES = {al_newton.MAX_VARIABLES} (a dense "
-                f"Newton system), got {lift.n_groups} groups x {problem.d} features; use "
+                f"Newton system) or n < G d / 2 with n G d <= {al_newton.MAX_LOW_RANK_ENTRIES:g} "
+                f"and n^2 G d <= {al_newton.MAX_LOW_RANK_FLOPS:g} (low rank), got n = "
+                f"{problem.n}, {lift.n_groups} groups x {problem.d} features; use "
                 f"inner='fista' or 'auto'")
         newton = self.inner == "newton" or (self.inner == "auto" and fits)
         iterate = self._iterate_newton if newton else self._iterate

@@ -34,6 +34,8 @@ import torch
 from .torch_ops import TorchLifting, Workspace
 
 MAX_VARIABLES = 5000      # G d above this: the dense Newton system is too large (use fista)
+MAX_LOW_RANK_ENTRIES = 2.5e7   # n G d: the columns of A held by the low-rank solve (200 MB)
+MAX_LOW_RANK_FLOPS = 1e10      # n^2 G d: one A D^{-1} A' product (~0.5 s on one core)
 CHUNK_ENTRIES = 1 << 23   # rows of the lifted matrix per chunk of the Gram product
 ARMIJO = 1e-4
 MAX_HALVINGS = 30
@@ -46,9 +48,22 @@ CURVATURE_CAP = 1e8       # beta/||z_g|| capped at this times max diag(H): a gro
 #                           ~1e-30 (float32 round-off) made the matrix numerically indefinite
 
 
-def newton_fits(n_groups: int, d: int) -> bool:
+def dense_fits(n_groups: int, d: int) -> bool:
     """Whether the dense Newton system (``G d`` unknowns) is small enough."""
     return n_groups * d <= MAX_VARIABLES
+
+
+def low_rank_fits(n: int, n_groups: int, d: int) -> bool:
+    """Whether the Woodbury solve pays and fits: ``n < G d / 2``, the ``n x G d`` columns of
+    ``A`` within ``MAX_LOW_RANK_ENTRIES``, and ``n^2 G d`` (the flops of ``A D^{-1} A'``)
+    within ``MAX_LOW_RANK_FLOPS``."""
+    Gd = n_groups * d
+    return 2 * n < Gd and n * Gd <= MAX_LOW_RANK_ENTRIES and n * n * Gd <= MAX_LOW_RANK_FLOPS
+
+
+def newton_fits(n: int, n_groups: int, d: int) -> bool:
+    """Whether ``inner="newton"`` can run: a dense or a low-rank Newton system."""
+    return dense_fits(n_groups, d) or low_rank_fits(n, n_groups, d)
 
 
 def prox_step(Z: torch.Tensor, grad: torch.Tensor, t: float,
@@ -149,12 +164,18 @@ class NewtonInner:
             weight = self.coef * ops.out_weight.to(f64).repeat_interleave(self.m1, dim=0)
         else:
             weight = ops.coef_out.to(f64)
-        K = self._half_gram(X, weight[: self.G // 2])
-        # columns of A for the low-rank solve, kept only where it can be used (n < a d / 2)
-        self.X64, self.col_weight = X, weight if 2 * ops.n < MAX_VARIABLES else None
-        self.gram = torch.cat([torch.cat([K, -K], 1), torch.cat([-K, K], 1)])    # A'A
-        self.gram_diagonal = self.gram.diagonal().clone()
-        self.lmax_loss = 2.0 * float(torch.linalg.eigvalsh(K)[-1]) if K.numel() else 0.0
+        # columns of A for the low-rank solve, kept only where it can be used
+        self.X64 = X
+        self.col_weight = weight if low_rank_fits(ops.n, self.G, self.d) else None
+        if dense_fits(self.G, self.d):
+            K = self._half_gram(X, weight[: self.G // 2])
+            self.gram = torch.cat([torch.cat([K, -K], 1), torch.cat([-K, K], 1)])   # A'A
+            self.gram_diagonal = self.gram.diagonal().clone()
+            self.lmax_loss = 2.0 * float(torch.linalg.eigvalsh(K)[-1]) if K.numel() else 0.0
+        else:                                   # low rank only: A (n x G d) is small
+            A = (weight.T[:, :, None] * X[:, None, :]).reshape(ops.n, -1)
+            self.gram, self.gram_diagonal = None, (A * A).sum(dim=0)
+            self.lmax_loss = float(torch.linalg.eigvalsh(A @ A.T)[-1])
         xtx = float(torch.linalg.eigvalsh(X.T @ X)[-1])
         self.lmax_cones = xtx * (1 + self.m1 if ops.depth == 3 else 1)   # >= lmax(B'B)
         self.block_of = torch.arange(self.G, device=dev) // self.m1
@@ -211,15 +232,20 @@ class NewtonInner:
         rhs = -(grad[active].to(torch.float64) + beta * u)
         p, q, C, scale = self._local_terms(active, u, norms[active].to(torch.float64), rho,
                                            beta, ws)
-        direction = None
-        if self.col_weight is not None and 2 * self.ops.n < active.numel() * self.d:
-            direction = self._solve_low_rank(active, p, q, C, rhs.flatten(), scale)
-        if direction is None:
+        direction, accurate = None, False
+        if self.col_weight is not None and (
+                self.gram is None or 2 * self.ops.n < active.numel() * self.d):
+            direction, accurate = self._solve_low_rank(active, p, q, C, rhs.flatten(), scale)
+        if not accurate and self.gram is not None:
             direction = self._solve(self._dense(active, p, q, C), rhs.flatten(), scale)
+        # without A'A an inaccurate low-rank direction is still tried: the line search
+        # accepts it only if it descends
         if direction is None:                    # not numerically definite: the prox step
             return Zp, residual, False
         direction = direction.view(-1, self.d)
         slope = -float(torch.vdot(rhs.flatten(), direction.flatten()))
+        if not slope < 0:                        # not a descent direction: the prox step
+            return Zp, residual, False
         step = torch.zeros_like(Zp)
         step[active] = direction.to(Zp.dtype)
         alpha, noise = 1.0, VALUE_NOISE * torch.finfo(Zp.dtype).eps * abs(phi0)
@@ -281,12 +307,14 @@ class NewtonInner:
         return M
 
     def _solve_low_rank(self, active: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
-                        C: torch.Tensor, rhs: torch.Tensor, scale: float) -> torch.Tensor | None:
+                        C: torch.Tensor, rhs: torch.Tensor, scale: float):
         """``(A_N'A_N + D)^{-1} rhs`` by Woodbury when ``n < a d / 2``: ``D`` (the blocks, plus
         the ridge) is block diagonal per network block (at most ``m1 d`` wide), so only an
         ``n x n`` system is dense.  ``D`` can be nearly singular (a group with no active cone
         row has only the ridge along its own direction), so two steps of iterative refinement
-        follow, and None (use the dense solve) unless the residual ends below 1e-10."""
+        follow.  Returns ``(x, accurate)``: ``accurate`` when the relative residual ends below
+        ``LOW_RANK_RESIDUAL`` (else the caller uses the dense solve where it has one); ``x``
+        is None when a factorization failed."""
         a, d, m1, f64 = active.numel(), self.d, self.m1, torch.float64
         dev = active.device
         blocks_of, slot = torch.unique(self.block_of[active], return_inverse=True)
@@ -303,7 +331,7 @@ class NewtonInner:
         D.diagonal(dim1=1, dim2=2).add_(RIDGE * scale)
         L, info = torch.linalg.cholesky_ex(D)
         if bool(info.any()):
-            return None
+            return None, False
         index = ((slot * m1 + j)[:, None] * d + torch.arange(d, device=dev)).flatten()
 
         def padded(V, apply):
@@ -317,7 +345,7 @@ class NewtonInner:
         small.diagonal().add_(1.0)
         Lc, info = torch.linalg.cholesky_ex(small)
         if int(info) != 0:
-            return None
+            return None, False
 
         def solve(r):
             x0 = padded(r, lambda W: torch.cholesky_solve(W, L))
@@ -330,10 +358,10 @@ class NewtonInner:
         x = solve(b)
         for _ in range(REFINEMENTS):
             x = x + solve(b - apply(x))
-        if float(torch.linalg.vector_norm(b - apply(x))) > LOW_RANK_RESIDUAL * float(
-                torch.linalg.vector_norm(b)):
-            return None
-        return x.flatten()
+        error = float(torch.linalg.vector_norm(b - apply(x)))
+        if not math.isfinite(error):
+            return None, False
+        return x.flatten(), error <= LOW_RANK_RESIDUAL * float(torch.linalg.vector_norm(b))
 
     def _unpack(self, upper: torch.Tensor) -> torch.Tensor:
         """Symmetric (k, d, d) matrices from their upper triangles (k, d(d+1)/2)."""
