@@ -68,21 +68,31 @@ def test_newton_al_matches_clarabel_on_more_problems(depth, seed):
     assert_certified_match(problem, result)
 
 
+def newton_case(depth: int, seed: int, rng_seed: int, lam: float | None = None, **size):
+    """``(problem, ops, ws, NewtonInner, rng, Z, lam_i, lam_o)`` of a random problem: Z
+    standard normal, multipliers uniform in [0, 1) or all equal to ``lam``."""
+    problem = random_problem(depth, seed=seed, **size)
+    lift = Lifting.from_problem(problem)
+    ops = TorchLifting(lift, problem.y)
+    rng = np.random.default_rng(rng_seed)
+    Z = torch.as_tensor(rng.standard_normal((lift.n_groups, problem.d)))
+
+    def multipliers(rows: int) -> torch.Tensor:
+        if lam is None:
+            return torch.as_tensor(rng.random((rows, problem.n)))
+        return torch.full((rows, problem.n), lam, dtype=torch.float64)
+
+    lam_i = multipliers(lift.n_groups)
+    lam_o = multipliers(lift.n_blocks) if depth == 3 else ops.zeros_outer()
+    return problem, ops, ops.workspace(), NewtonInner(ops), rng, Z, lam_i, lam_o
+
+
 @pytest.mark.parametrize("depth", [2, 3])
 def test_newton_matrix_is_the_jacobian_of_the_subproblem_gradient(depth):
     """On the nonzero groups, the Newton matrix times v equals the directional derivative of
     ``grad f + beta z/||z||`` (central differences small enough that no cone row switches)."""
-    problem = random_problem(depth, seed=6)
-    lift = Lifting.from_problem(problem)
-    ops = TorchLifting(lift, problem.y)
-    ws = ops.workspace()
-    newton = NewtonInner(ops)
-    rng = np.random.default_rng(2)
-    Z = torch.as_tensor(rng.standard_normal((lift.n_groups, problem.d)))
+    problem, ops, ws, newton, rng, Z, lam_i, lam_o = newton_case(depth, seed=6, rng_seed=2)
     Z[[1, 4]] = 0.0
-    lam_i = torch.as_tensor(rng.random((lift.n_groups, problem.n)))
-    lam_o = torch.as_tensor(rng.random((lift.n_blocks, problem.n))) if depth == 3 \
-        else ops.zeros_outer()
     rho, beta = 0.7, problem.beta
     active = torch.nonzero(torch.linalg.vector_norm(Z, dim=1) > 0).flatten()
 
@@ -112,17 +122,9 @@ def test_low_rank_newton_solve_equals_the_dense_one(depth):
     """n = 12 rows, a d = 60 unknowns: the Woodbury solve (block-diagonal D) is used.  Large
     multipliers make every cone row active, so that D is well conditioned (where it is not,
     the solve returns None and the dense one is used: covered by the solves above)."""
-    problem = random_problem(depth, seed=8, n=12, d=3, P=10)
-    lift = Lifting.from_problem(problem)
-    ops = TorchLifting(lift, problem.y)
-    ws = ops.workspace()
-    newton = NewtonInner(ops)
-    rng = np.random.default_rng(4)
-    Z = torch.as_tensor(rng.standard_normal((lift.n_groups, problem.d)))
+    problem, ops, ws, newton, rng, Z, lam_i, lam_o = newton_case(
+        depth, seed=8, rng_seed=4, lam=1e3, n=12, d=3, P=10)
     Z[[0, 3, 9]] = 0.0                                  # some groups inactive, some blocks half
-    lam_i = torch.full((lift.n_groups, problem.n), 1e3, dtype=torch.float64)
-    lam_o = torch.full((lift.n_blocks, problem.n), 1e3, dtype=torch.float64) if depth == 3 \
-        else ops.zeros_outer()
     ops.al_gradient(Z, lam_i, lam_o, 2.0, ws)
     active = torch.nonzero(torch.linalg.vector_norm(Z, dim=1) > 0).flatten()
     norms = torch.linalg.vector_norm(Z[active], dim=1)
@@ -138,16 +140,8 @@ def test_low_rank_newton_solve_equals_the_dense_one(depth):
 
 @pytest.mark.parametrize("depth", [2, 3])
 def test_cone_sums_updated_by_switched_rows_equal_a_recount(depth):
-    problem = random_problem(depth, seed=7, n=60)
-    lift = Lifting.from_problem(problem)
-    ops = TorchLifting(lift, problem.y)
-    ws = ops.workspace()
-    rng = np.random.default_rng(3)
-    lam_i = torch.as_tensor(rng.random((lift.n_groups, problem.n)))
-    lam_o = torch.as_tensor(rng.random((lift.n_blocks, problem.n))) if depth == 3 \
-        else ops.zeros_outer()
-    tracked = ConeSums(ops, NewtonInner(ops).XX)
-    Z = torch.as_tensor(rng.standard_normal((lift.n_groups, problem.d)))
+    _, ops, ws, newton, rng, Z, lam_i, lam_o = newton_case(depth, seed=7, rng_seed=3, n=60)
+    tracked = ConeSums(ops, newton.XX)
     for _ in range(4):
         ops.al_gradient(Z, lam_i, lam_o, 1.0, ws)
         tracked.update(ws)

@@ -20,8 +20,9 @@ Inner solvers (``inner``):
 - ``"newton"`` (:mod:`.al_newton`): semismooth Newton steps on the nonzero groups, with the
   Gram matrix ``A'A`` formed once and the cone Hessian ``rho B_S'B_S`` block diagonal; a dense
   ``G d x G d`` Cholesky per step, or an ``n x n`` one by Woodbury when ``n < G d / 2``
-  (sizes: ``al_newton.newton_fits``).  Newton's subproblem solves are accurate enough to grow ``rho`` 10x whenever infeasibility limits the
-  certificate, and the outer loop converges in ~10 multiplier updates.
+  (sizes: ``al_newton.newton_fits``).  Newton's subproblem solves are accurate enough to grow
+  ``rho`` 10x whenever infeasibility limits the certificate, and the outer loop converges in
+  ~10 multiplier updates.
 - ``"fista"``: accelerated proximal gradient with restarts (prox = group shrinkage), two GEMMs
   per step and no size limit, but tens of thousands of steps to 1e-6.  FISTA runs until
   ``max_g ||gradient mapping_g|| / beta <= eta`` or ``inner_iters`` steps; the global bound
@@ -211,6 +212,14 @@ class RunState:
     trace: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
 
+    def row(self, seconds: float, check: Check) -> tuple:
+        """A trace row: (seconds, iteration, objective, relative gap, violation)."""
+        return (seconds, self.iterations, check.objective, check.relative_gap, check.violation)
+
+    def out_of_budget(self, iterations_left: bool) -> None:
+        """The status of a stop on the iteration or the time budget."""
+        self.status = "time_limit" if iterations_left else "max_iterations"
+
 
 def _to_numpy(t: torch.Tensor | None) -> np.ndarray | None:
     return None if t is None or t.numel() == 0 else t.detach().to("cpu", torch.float64).numpy()
@@ -354,7 +363,7 @@ class AugmentedLagrangian(TorchSolver):
             if not (it_budget_left and time_left) and inner == 0 and outer > 0:
                 # out of budget right after a multiplier update: lam is the last check's mu
                 # at this x (checking again would apply the update twice)
-                state.status = "max_iterations" if not it_budget_left else "time_limit"
+                state.out_of_budget(it_budget_left)
                 state.info.update(seconds=clock.now(), outer_iterations=outer, rho=rho,
                                   lipschitz=L)
                 return fista.x, lam_i.clone(), lam_o.clone()
@@ -377,18 +386,15 @@ class AugmentedLagrangian(TorchSolver):
             # inner solve done (or out of budget): certify at x with mu = (lam - rho Bx)_+
             check = checker(fista.x, lam_i, lam_o, rho)
             clock.sync()
-            state.trace.append((clock.now(), state.iterations, check.objective,
-                                check.relative_gap, check.violation))
+            state.trace.append(state.row(clock.now(), check))
             outer += 1
             if self.verbose:
                 print(f"al outer {outer} it {state.iterations} obj {check.objective:.10g} "
                       f"gap {check.relative_gap:.2e} viol {check.violation:.2e} eta {eta:.1e}")
             if check.certified(self.gap_tol, self.violation_tol):
                 state.status = "optimal"
-            elif not it_budget_left:
-                state.status = "max_iterations"
-            elif not time_left:
-                state.status = "time_limit"
+            elif not (it_budget_left and time_left):
+                state.out_of_budget(it_budget_left)
             else:
                 lam_i.copy_(checker.ws.mu_i)
                 lam_o.copy_(checker.ws.mu_o)
@@ -400,8 +406,7 @@ class AugmentedLagrangian(TorchSolver):
                     if polished is not None:
                         clock.sync()
                         pc = polished[3]
-                        state.trace.append((clock.now(), state.iterations, pc.objective,
-                                            pc.relative_gap, pc.violation))
+                        state.trace.append(state.row(clock.now(), pc))
                         state.status = "optimal"
                         state.info.update(seconds=clock.now(), outer_iterations=outer,
                                           polished=True, rho=rho, lipschitz=L)
@@ -451,14 +456,13 @@ class AugmentedLagrangian(TorchSolver):
             time_left = clock.now() < self.max_seconds
             if steps == 0 and outer > 0:
                 # out of budget right after a multiplier update: lam is the last check's mu
-                state.status = "max_iterations" if not it_budget_left else "time_limit"
+                state.out_of_budget(it_budget_left)
                 Z, lam_i, lam_o = self._best_or_last(best, score, Z, lam_i, lam_o, clock, state)
                 break
             check = checker(Z, lam_i, lam_o, rho)
             newton.forget()                     # the check used the workspace; lam changes next
             clock.sync()
-            state.trace.append((clock.now(), state.iterations, check.objective,
-                                check.relative_gap, check.violation))
+            state.trace.append(state.row(clock.now(), check))
             outer += 1
             if self.verbose:
                 print(f"al-newton outer {outer} it {state.iterations} obj {check.objective:.12g} "
@@ -472,12 +476,11 @@ class AugmentedLagrangian(TorchSolver):
             score = max(abs(check.relative_gap) / self.gap_tol,
                         check.violation / self.violation_tol)
             if not (it_budget_left and time_left):
-                state.status = "max_iterations" if not it_budget_left else "time_limit"
+                state.out_of_budget(it_budget_left)
                 Z, lam_i, lam_o = self._best_or_last(best, score, Z, lam_i, lam_o, clock, state)
                 break
             if best is None or score < best[0]:
-                best = (score, Z.clone(), lam_i.clone(), lam_o.clone(),
-                        (check.objective, check.relative_gap, check.violation))
+                best = (score, Z.clone(), lam_i.clone(), lam_o.clone(), check)
             eta = max(eta / self.inner_decay, 0.1 * self.gap_tol)
             # infeasibility still limits the certificate (a negative gap comes from it alone)
             infeasible = check.violation > self.violation_tol or \
@@ -496,8 +499,8 @@ class AugmentedLagrangian(TorchSolver):
         the last trace row; otherwise the last point."""
         if best is None or best[0] >= score:
             return Z, lam_i, lam_o
-        _, Z, lam_i, lam_o, row = best
-        state.trace[-1] = (clock.now(), state.iterations) + row
+        _, Z, lam_i, lam_o, check = best
+        state.trace[-1] = state.row(clock.now(), check)
         return Z, lam_i, lam_o
 
     def _polish_due(self, check: Check, last: float) -> bool:
@@ -536,5 +539,4 @@ class AugmentedLagrangian(TorchSolver):
         check = checker(Z, lam_i, lam_o, rho)
         clock.sync()
         clock.excluded += time.perf_counter() - begin
-        state.trace.append((clock.now(), state.iterations, check.objective,
-                            check.relative_gap, check.violation))
+        state.trace.append(state.row(clock.now(), check))

@@ -66,6 +66,12 @@ def newton_fits(n: int, n_groups: int, d: int) -> bool:
     return dense_fits(n_groups, d) or low_rank_fits(n, n_groups, d)
 
 
+def lifted_columns(weight: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Columns ``weight_g * X`` of the lifted matrix for the rows of ``weight`` (k, n): an
+    (n, k d) matrix, group-major (the layout of Z flattened)."""
+    return (weight.T[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
+
+
 def prox_step(Z: torch.Tensor, grad: torch.Tensor, t: float,
               beta: float) -> tuple[torch.Tensor, float]:
     """``z' = prox_{t beta}(z - t grad)`` and ``max_g ||z_g - z'_g|| / (t beta)``.
@@ -159,9 +165,8 @@ class NewtonInner:
         X = ops.X.to(f64)
         self.upper = torch.triu_indices(self.d, self.d, device=dev)
         self.XX = X[:, self.upper[0]] * X[:, self.upper[1]]      # (n, d(d+1)/2): x_i x_i'
-        self.coef = ops.coef.to(f64)                                    # s D, (G, n)
-        if ops.depth == 3:
-            weight = self.coef * ops.out_weight.to(f64).repeat_interleave(self.m1, dim=0)
+        if ops.depth == 3:                      # A's column weights sigma E s D, (G, n)
+            weight = ops.coef.to(f64) * ops.out_weight.to(f64).repeat_interleave(self.m1, dim=0)
         else:
             weight = ops.coef_out.to(f64)
         # columns of A for the low-rank solve, kept only where it can be used
@@ -173,7 +178,7 @@ class NewtonInner:
             self.gram_diagonal = self.gram.diagonal().clone()
             self.lmax_loss = 2.0 * float(torch.linalg.eigvalsh(K)[-1]) if K.numel() else 0.0
         else:                                   # low rank only: A (n x G d) is small
-            A = (weight.T[:, :, None] * X[:, None, :]).reshape(ops.n, -1)
+            A = lifted_columns(weight, X)
             self.gram, self.gram_diagonal = None, (A * A).sum(dim=0)
             self.lmax_loss = float(torch.linalg.eigvalsh(A @ A.T)[-1])
         xtx = float(torch.linalg.eigvalsh(X.T @ X)[-1])
@@ -196,7 +201,7 @@ class NewtonInner:
         rows = max(1, CHUNK_ENTRIES // max(Gh * d, 1))
         for start in range(0, n, rows):
             sl = slice(start, start + rows)
-            Ac = (weight[:, sl].T[:, :, None] * X[sl, None, :]).reshape(-1, Gh * d)
+            Ac = lifted_columns(weight[:, sl], X[sl])
             K.addmm_(Ac.T, Ac)
         return K
 
@@ -229,21 +234,21 @@ class NewtonInner:
         if active.numel() == 0:
             return Zp, residual, False
         u = Zp[active].to(torch.float64) / norms[active, None].to(torch.float64)
-        rhs = -(grad[active].to(torch.float64) + beta * u)
+        rhs = -(grad[active].to(torch.float64) + beta * u).flatten()
         p, q, C, scale = self._local_terms(active, u, norms[active].to(torch.float64), rho,
                                            beta, ws)
         direction, accurate = None, False
         if self.col_weight is not None and (
                 self.gram is None or 2 * self.ops.n < active.numel() * self.d):
-            direction, accurate = self._solve_low_rank(active, p, q, C, rhs.flatten(), scale)
+            direction, accurate = self._solve_low_rank(active, p, q, C, rhs, scale)
         if not accurate and self.gram is not None:
-            direction = self._solve(self._dense(active, p, q, C), rhs.flatten(), scale)
+            direction = self._solve(self._dense(active, p, q, C), rhs, scale)
         # without A'A an inaccurate low-rank direction is still tried: the line search
         # accepts it only if it descends
         if direction is None:                    # not numerically definite: the prox step
             return Zp, residual, False
+        slope = -float(torch.vdot(rhs, direction))
         direction = direction.view(-1, self.d)
-        slope = -float(torch.vdot(rhs.flatten(), direction.flatten()))
         if not slope < 0:                        # not a descent direction: the prox step
             return Zp, residual, False
         step = torch.zeros_like(Zp)
@@ -315,7 +320,7 @@ class NewtonInner:
         follow.  Returns ``(x, accurate)``: ``accurate`` when the relative residual ends below
         ``LOW_RANK_RESIDUAL`` (else the caller uses the dense solve where it has one); ``x``
         is None when a factorization failed."""
-        a, d, m1, f64 = active.numel(), self.d, self.m1, torch.float64
+        d, m1, f64 = self.d, self.m1, torch.float64
         dev = active.device
         blocks_of, slot = torch.unique(self.block_of[active], return_inverse=True)
         nb, width, j = blocks_of.numel(), m1 * d, active % m1
@@ -339,7 +344,7 @@ class NewtonInner:
             W[index] = V
             return apply(W.view(nb, width, -1)).reshape(nb * width, -1)[index]
 
-        A = (self.col_weight[active].T[:, :, None] * self.X64[:, None, :]).reshape(-1, a * d)
+        A = lifted_columns(self.col_weight[active], self.X64)
         Y = padded(A.T, lambda W: torch.cholesky_solve(W, L))           # D^{-1} A', (a d, n)
         small = A @ Y
         small.diagonal().add_(1.0)
