@@ -288,6 +288,19 @@ def test_bad_options_name_expected_and_got():
         AugmentedLagrangian(device="tpu")
     with pytest.raises(ValueError, match="rho_scale must be > 0, got -1"):
         AugmentedLagrangian(rho_scale=-1)
+    with pytest.raises(ValueError, match=r"inner must be one of \('auto', 'newton', 'fista'\), "
+                       r"got 'bogus'"):
+        AugmentedLagrangian(inner="bogus")
+
+
+def test_cli_bad_inner_is_one_line_and_exit_2(tmp_path, capsys):
+    save_problem(random_problem(3), tmp_path / "p.npz")
+    code = main(["solve", str(tmp_path / "p.npz"), "--solver", "al", "--solver-option",
+                 "inner=bogus"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.splitlines() == ["dualnets: error: inner must be one of ('auto', 'newton', "
+                                "'fista'), got 'bogus'"]
 
 
 def test_trace_and_timings():
