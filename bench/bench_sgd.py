@@ -10,9 +10,9 @@ beats the sampled-pattern program) is possible and is reported as it is.
 from __future__ import annotations
 
 from .caches import PROFILE, ProblemGrid, SolvedGrid
-from .common import benchmarked, pin_threads, read, warm_up
+from .common import BASELINES, benchmarked, pin_threads, read, warm_up
 
-PARAMS = (list(PROFILE.baselines), list(PROFILE.n), list(PROFILE.d))
+PARAMS = (BASELINES, list(PROFILE.n), list(PROFILE.d))
 NAMES = ("baseline", "n", "d")
 
 

@@ -8,10 +8,10 @@ looks it up.  Threads are pinned to ``bench.params.THREADS`` (1) in every proces
 from __future__ import annotations
 
 from .caches import PROFILE, ProblemGrid, SolvedGrid
-from .common import benchmarked, model_of, pin_threads, read, warm_up
+from .common import BASELINES, SOLVERS, benchmarked, model_of, pin_threads, read, warm_up
 
-SOLVE_PARAMS = (list(PROFILE.solvers), list(PROFILE.n), list(PROFILE.d))
-METHOD_PARAMS = (list(PROFILE.solvers + PROFILE.baselines), list(PROFILE.n), list(PROFILE.d))
+SOLVE_PARAMS = (SOLVERS, list(PROFILE.n), list(PROFILE.d))
+METHOD_PARAMS = (SOLVERS + BASELINES, list(PROFILE.n), list(PROFILE.d))
 NAMES = ("solver", "n", "d")
 
 

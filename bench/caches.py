@@ -7,7 +7,7 @@ and every method is solved (and its result evaluated) once for all the ``track_*
 
 from __future__ import annotations
 
-from .common import make_problems, pin_threads, reference, run
+from .common import BASELINES, SOLVERS, make_problems, pin_threads, reference, run
 from .params import current_profile
 
 PROFILE = current_profile()
@@ -36,7 +36,7 @@ class SolvedGrid:
     def setup_cache(self):
         pin_threads()
         problems = make_problems(PROFILE)
-        methods = PROFILE.solvers + PROFILE.baselines
+        methods = SOLVERS + BASELINES
         return {
             "reference": {key: reference(p, PROFILE) for key, p in problems.items()},
             "rows": {(m, *key): run(m, p, PROFILE.solver_options.get(m, {}),

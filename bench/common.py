@@ -24,9 +24,20 @@ from dualnets.registry import available_solvers, get_solver, solver_class
 
 from .params import THREADS, Profile
 
-# Import every registered solver now: with asv's forkserver this happens once, in the server,
-# instead of in each forked benchmark (cvxpy alone takes ~2.5 s to import here).
-available_solvers()
+
+
+def benchmarked_methods(network: bool) -> list[str]:
+    """Registered classes that declare ``benchmarked`` (default True): the baselines (model
+    "network") or the convex solvers.  Importing them here also means that, with asv's
+    forkserver, every solver is imported once, in the server, instead of in each forked
+    benchmark (cvxpy alone takes ~2.5 s to import here)."""
+    return [name for name in available_solvers()
+            if getattr(solver_class(name), "benchmarked", True)
+            and (solver_class(name).model == "network") == network]
+
+
+SOLVERS = benchmarked_methods(network=False)
+BASELINES = benchmarked_methods(network=True)
 
 
 def pin_threads(threads: int = THREADS) -> None:

@@ -5,7 +5,9 @@
 - ``fast`` (the default): the CI smoke profile, seconds per benchmark, a few minutes in all;
 - ``full``: real measurement, n up to 16000 and d up to 200 (hours on 2 cores).
 
-Every problem is the planted classification data of ``dualnets.datasets.planted`` (labels +1/-1,
+The methods are the registry's (``bench.common.SOLVERS`` and ``BASELINES``: every registered
+class with ``benchmarked`` set), so a new plugin file is benchmarked with no edit here; its
+hyperparameters may be given in ``solver_options``.  Every problem is the planted classification data of ``dualnets.datasets.planted`` (labels +1/-1,
 so accuracy is defined) with ``beta = beta_per_sample * n`` (a fixed per-sample regularization
 as n grows), first-layer width ``m1_solve`` and ``n_patterns`` sampled patterns.  Changing what
 an existing grid point measures invalidates its history: add points, do not edit them.
@@ -29,8 +31,6 @@ class Profile:
 
     Parameters
     ----------
-    solvers : convex solvers (registry names) of the solve benchmarks.
-    baselines : non-convex baselines (registry names) of the SGD benchmarks.
     n, d : grid of training rows and columns (d counts the ones column).
     m1 : first-layer widths of the pattern-sampling benchmark.
     m1_solve : first-layer width of every solved problem.
@@ -47,8 +47,6 @@ class Profile:
     """
 
     name: str
-    solvers: tuple[str, ...]
-    baselines: tuple[str, ...]
     n: tuple[int, ...]
     d: tuple[int, ...]
     m1: tuple[int, ...]
@@ -66,9 +64,6 @@ class Profile:
     seed: int = 0  # seeds the data and the sampled patterns
 
 
-SOLVERS = ("clarabel", "al", "gated-fista")
-BASELINES = ("sgd", "adam")
-
 # Clarabel: ~85 s and 1.3 GB at n = 1600, d = 10, P = 50 here; n = 3200 does not finish in 200 s.
 CLARABEL_MAX_ND = 16_000
 # The reference optimum: Clarabel at 1e-10 up to its limit, else (full profile) the AL solver
@@ -81,8 +76,6 @@ REFERENCE_GAP = 1e-7
 PROFILES: dict[str, Profile] = {
     "fast": Profile(
         name="fast",
-        solvers=SOLVERS,
-        baselines=BASELINES,
         # d = 64 makes the GEMMs a large part of a first-order iteration, so that a slower
         # iteration shows in time_solve (asv continuous); Clarabel skips it.
         n=(100, 200, 400),
@@ -110,8 +103,6 @@ PROFILES: dict[str, Profile] = {
     ),
     "full": Profile(
         name="full",
-        solvers=SOLVERS,
-        baselines=BASELINES,
         n=(400, 1600, 4000, 16000),
         d=(10, 50, 200),
         m1=(1, 2, 4),

@@ -88,7 +88,7 @@ def convex_row(method: str, problem: Problem, result, seconds: float) -> dict:
 def solve_row(method: str, problem: Problem, spec: str, networks=(), solve_limit=None) -> dict:
     start = time.perf_counter()
     problem = apply_spec(problem, spec, SpecContext(seed=0, networks=list(networks)))
-    opts = {} if solve_limit is None else {"time_limit": float(solve_limit)}
+    opts = {} if solve_limit is None else {"max_seconds": float(solve_limit)}
     result = get_solver("clarabel", **opts).solve(problem)
     return convex_row(method, problem, result, time.perf_counter() - start)
 
@@ -145,7 +145,7 @@ def run_dataset(name: str, args, rows: list[dict], save) -> None:
         add(solve_row(f"convex, random P = {P}", problem, f"random:{P}"))
     add(solve_row("convex, random 50 + best sgd/adam nets' patterns (training time not counted)",
                   problem, "random:50,network", nets))
-    config = SearchConfig(time_limit=args.search_limit)
+    config = SearchConfig(max_seconds=args.search_limit)
     add(search_row("convex + dual-search from random 5", problem, config, "random:5"))
     add(search_row(f"convex + dual-search from one adam run's {SEED_TOP} largest sub-networks "
                    "(adam's lr grid, 1 seed; training time counted)", problem, config,

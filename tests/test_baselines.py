@@ -35,11 +35,11 @@ def small_problem(seed=0, n=30, d=4, beta=0.5) -> Problem:
     (dict(lrs=()), r"lrs must hold at least one learning rate, got an empty grid"),
     (dict(epochs=0), r"epochs must be an integer > 0, got 0"),
     (dict(epochs=2.5), r"epochs must be an integer > 0, got 2.5"),
-    (dict(epochs=None), r"give epochs or time_limit \(or both\), got neither"),
+    (dict(epochs=None), r"give epochs or a finite max_seconds \(or both\), got neither"),
     (dict(K=0), r"K must be an integer > 0, got 0"),
     (dict(seeds=-1), r"seeds must be an integer > 0, got -1"),
     (dict(batch_size=0), r"batch_size must be an integer > 0, got 0"),
-    (dict(time_limit=-1.0), r"time_limit must be a number > 0, got -1.0"),
+    (dict(max_seconds=-1.0), r"max_seconds must be > 0, got -1.0"),
     (dict(init_scale=float("nan")), r"init_scale must be a number > 0, got nan"),
 ])
 @pytest.mark.parametrize("name", BASELINES)
@@ -55,7 +55,7 @@ def test_bad_momentum():
 
 def test_depth_two_is_refused():
     p = Problem(np.eye(3), np.ones(3), 1.0, 1, depth=2)
-    with pytest.raises(ValueError, match="train depth-3 networks, got depth 2"):
+    with pytest.raises(ValueError, match="adam handles depth 3, got depth 2"):
         get_solver("adam", **FAST).solve(p)
 
 
@@ -91,9 +91,9 @@ def test_diverged_runs_are_recorded_not_dropped():
     assert "all 1 runs diverged" in all_bad.message
 
 
-def test_time_limit_and_minibatch():
+def test_time_budget_and_minibatch():
     p = small_problem()
-    res = get_solver("adam", K=8, lrs=(1e-2,), epochs=None, time_limit=0.05,
+    res = get_solver("adam", K=8, lrs=(1e-2,), epochs=None, max_seconds=0.05,
                      batch_size=8).solve(p)
     run = res.info["runs"][0]
     assert run["status"] == "time_limit" and run["seconds"] >= 0.05

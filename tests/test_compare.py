@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from dualnets import runner
 from dualnets.cli import main
 from dualnets.runner import RunSpec, run_safely
 from dualnets.store import ResultStore
@@ -57,12 +56,21 @@ def test_clarabel_over_the_size_limit_is_skipped_with_the_reason(tmp_path, capsy
     assert "interior-point size limit" in (out / "report.md").read_text()
 
 
-def test_missing_method_is_a_skipped_row_not_dropped(monkeypatch):
-    monkeypatch.setattr(runner, "available_solvers", lambda: ["clarabel"])
-    outcome = run_safely(RunSpec("wine", "gated-fista", n=20, patterns=4))
+def test_method_this_installation_lacks_is_a_skipped_row_not_dropped(monkeypatch):
+    from dualnets.solvers import cvxpy_solver
+    monkeypatch.setattr(cvxpy_solver, "backend_available",
+                        lambda backend: (False, f"{backend} is not installed (pip install x)"))
+    outcome = run_safely(RunSpec("wine", "clarabel", n=20, patterns=4))
     assert outcome.row["status"] == "skipped"
-    assert "solver 'gated-fista' is not registered" in outcome.row["message"]
-    assert outcome.row["model"] == "gated"
+    assert outcome.row["message"] == "CLARABEL is not installed (pip install x)"
+    assert outcome.row["model"] == "relu"
+
+
+def test_unknown_method_is_an_error_row_naming_the_choices():
+    outcome = run_safely(RunSpec("wine", "nosuchsolver", n=20, patterns=4))
+    assert outcome.row["status"] == "error"
+    assert "unknown method 'nosuchsolver'" in outcome.row["message"]
+    assert "clarabel" in outcome.row["message"]
 
 
 def test_unknown_dataset_one_line_error_exit_2(tmp_path, capsys):

@@ -96,7 +96,7 @@ def test_search_dual_bound_is_the_best_scaling_within_the_violation():
     (dict(starts=0), r"starts must be an integer >= 1, got 0"),
     (dict(lr=-1.0), r"lr must be > 0, got -1.0"),
     (dict(max_rounds=2.5), r"max_rounds must be an integer >= 1, got 2.5"),
-    (dict(time_limit=0.0), r"time_limit must be > 0 or None, got 0.0"),
+    (dict(max_seconds=0.0), r"max_seconds must be > 0 or None, got 0.0"),
     (dict(local_starts=-2), r"local_starts must be >= 0, got -2"),
 ])
 def test_bad_search_config(options, match):

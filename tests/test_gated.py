@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dualnets.cli import main
-from dualnets.gated import gated_certificate, gated_objective
+from dualnets.gated import gated_certificate
 from dualnets.io import save_problem
 from dualnets.lifting import Lifting
 from dualnets.metrics import evaluate
@@ -52,13 +52,13 @@ def test_gated_objective_is_below_the_relu_program(depth):
     relu = get_solver("clarabel", tol=1e-10).solve(problem)
     lift = Lifting.from_problem(problem)
     relu_row = evaluate(problem, relu)
-    assert gated_objective(lift, problem.y, problem.beta, gated.Z) <= relu_row["objective"]
+    assert gated_certificate(lift, problem.y, problem.beta, gated.Z).objective <= relu_row["objective"]
 
 
 def test_evaluate_labels_the_gated_model():
     problem = random_problem(3)
     row = evaluate(problem, GatedFista().solve(problem))
-    assert row["model"] == "gated" and "not the ReLU program" in row["objective_kind"]
+    assert row["model"] == "gated" and "not the ReLU program" in GatedFista.objective_kind
     assert "constraint_violation" not in row and "network_objective" not in row
     # train accuracy of the gated model's own predictions; none on held-out rows (no masks)
     y = np.where(problem.y >= np.median(problem.y), 1.0, -1.0)
@@ -92,6 +92,7 @@ def test_cli_solve_gated_reports_the_gated_objective(tmp_path):
                  str(out)]) == 0
     row = json.loads(out.read_text())
     lift = Lifting.from_problem(problem)
-    expected = gated_objective(lift, problem.y, problem.beta, GatedFista().solve(problem).Z)
+    expected = gated_certificate(lift, problem.y, problem.beta,
+                                 GatedFista().solve(problem).Z).objective
     assert row["solver"] == "gated-fista" and row["certified"] is True
     assert abs(row["objective"] - expected) <= 1e-6 * abs(expected)

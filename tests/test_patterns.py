@@ -7,7 +7,7 @@ from conftest import cases_dir, tiny_problem
 from dualnets.exhaustive import TooLargeToEnumerate, arrangement_cells, exhaustive_patterns
 from dualnets.io import load_problem, save_problem
 from dualnets.network import ParallelNet
-from dualnets.pattern_specs import SpecContext, apply_spec, parse_spec
+from dualnets.pattern_specs import PatternStep, SpecContext, apply_spec, parse_spec
 from dualnets.patterns import patterns_from_network, patterns_of_weights, sample_patterns
 
 
@@ -87,7 +87,8 @@ def test_exhaustive_count_matches_public_case():
 
 
 def test_spec_parsing_and_errors():
-    assert parse_spec("random:5,exhaustive") == [("random", "5"), ("exhaustive", None)]
+    assert parse_spec("random:5,exhaustive") == [PatternStep("random", "5"),
+                                                 PatternStep("exhaustive")]
     with pytest.raises(ValueError, match="unknown pattern strategy 'bogus'"):
         parse_spec("random:5,bogus")
     with pytest.raises(ValueError, match="random:P needs an integer P, got 'x'"):

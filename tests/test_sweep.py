@@ -12,7 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dualnets import registry
 from dualnets.cli import main
+from dualnets.registry import get_solver
+from dualnets.solvers.base import Solver
 from dualnets.store import ResultStore
 from dualnets.sweep import comparable, load_config, parse_config, run_sweep
 
@@ -139,9 +142,25 @@ def test_dask_local_cluster_gives_the_same_table(tmp_path):
     pd.testing.assert_frame_equal(comparable(local), comparable(on_dask))
 
 
-def test_failed_and_timed_out_runs_are_stored_and_the_sweep_goes_on(tmp_path):
-    raw = {"datasets": {"planted": {"n": [20, 400], "d": [10]}}, "methods": ["clarabel"],
-           "timeout": 0.01, "problem": {"patterns": 60, "ip_limit": 10**8}}
+class OverrunsItsBudget(Solver):
+    """A solver that ignores ``max_seconds`` above 100 rows (sleeps), else solves with
+    Clarabel: the sweep must kill it and store a timeout."""
+
+    name = "test-overrun"
+
+    def __init__(self, max_seconds: float = float("inf")):
+        self.max_seconds = max_seconds
+
+    def solve(self, problem, warm_start=None):
+        if problem.n > 100:
+            time.sleep(60)
+        return get_solver("clarabel").solve(problem)
+
+
+def test_failed_and_timed_out_runs_are_stored_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, OverrunsItsBudget.name, OverrunsItsBudget)
+    raw = {"datasets": {"planted": {"n": [20, 400], "d": [10]}}, "methods": ["test-overrun"],
+           "timeout": 0.01, "problem": {"patterns": 6}}
     runs = run_sweep(parse_config(raw), tmp_path / "o", progress=False)
     by_n = runs.set_index("n")
     assert by_n.loc[20, "status"] == "optimal" and by_n.loc[400, "status"] == "timeout"

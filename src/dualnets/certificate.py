@@ -1,15 +1,21 @@
-"""Solver-independent duality-gap certificate of the convex program (DESIGN.md section 4).
+"""Solver-independent duality-gap certificate of the convex program (docs/design.md section 4).
 
 Primal  ``P = 1/2 ||A z - y||^2 + beta sum_g ||z_g||``  subject to ``B z >= 0``.
 Dual    ``D(v, lam) = -v'y - 1/2 ||v||^2``  subject to ``||(A'v - B'lam)_g|| <= beta``, ``lam >= 0``.
 
 From a primal ``z`` and multipliers ``lam`` (zero when a solver has none) we take ``v = A z - y``
 and scale ``(v, lam)`` by the ``t`` in ``[0, beta / max_g ||(A'v - B'lam)_g||]`` that maximizes
-``-t v'y - t^2/2 ||v||^2`` (this contains DESIGN's ``t = min(1, ...)`` and is never worse).
+``-t v'y - t^2/2 ||v||^2`` (this contains the design's ``t = min(1, ...)`` and is never worse).
+
+This module is the one home of these formulas: :func:`primal_value`, :func:`dual_value`,
+:func:`best_dual_scale`, :func:`relative_gap` and the certification rule :func:`is_certified`
+take numpy arrays or torch tensors (any device), and every solver, the gated relaxation,
+dual-search and the rebuild call them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -19,6 +25,48 @@ from .lifting import Lifting
 TINY = 1e-300
 GAP_TOL = 1e-6
 VIOLATION_TOL = 1e-6
+
+
+def group_norm_sum(Z) -> float:
+    """``sum_g ||z_g||`` over the rows of ``Z`` (G, d), numpy or torch."""
+    if isinstance(Z, np.ndarray):
+        return float(np.linalg.norm(Z, axis=1).sum())
+    return float(Z.norm(dim=1).sum())
+
+
+def primal_value(v, Z, beta: float) -> float:
+    """``P = 1/2 ||v||^2 + beta sum_g ||z_g||`` with the residual ``v = A z - y``."""
+    return 0.5 * float(v @ v) + beta * group_norm_sum(Z)
+
+
+def dual_value(v, y, t: float) -> float:
+    """``D(t v) = -t v'y - t^2/2 ||v||^2``."""
+    return -t * float(v @ y) - 0.5 * t * t * float(v @ v)
+
+
+def best_dual_scale(v, y, t_max: float) -> float:
+    """The ``t`` in ``[0, t_max]`` that maximizes :func:`dual_value` (a concave parabola)."""
+    vv, vy = float(v @ v), float(v @ y)
+    t_best = -vy / vv if vv > 0 else 0.0
+    return float(min(max(t_best, 0.0), t_max))
+
+
+def feasible_scale(worst: float, beta: float) -> float:
+    """Largest ``t`` with ``t * worst <= beta``: ``worst`` is ``max_g ||(A'v - B'lam)_g||``."""
+    return math.inf if worst <= 0 else beta / worst
+
+
+def relative_gap(primal: float, dual: float) -> float:
+    """``(P - D) / max(|P|, tiny)``."""
+    return (primal - dual) / max(abs(primal), TINY)
+
+
+def is_certified(rel_gap: float, violation: float, gap_tol: float = GAP_TOL,
+                 violation_tol: float = VIOLATION_TOL) -> bool:
+    """The one certification rule: ``|relative gap| <= gap_tol`` and ``violation <=
+    violation_tol``.  Two-sided: a gap below ``-gap_tol`` comes only from an infeasible point
+    whose objective sits below the optimum, and certifies nothing."""
+    return bool(abs(rel_gap) <= gap_tol and violation <= violation_tol)
 
 
 @dataclass(frozen=True)
@@ -59,15 +107,11 @@ def certify(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
     lam_inner = None if lam_inner is None else np.maximum(np.asarray(lam_inner, float), 0.0)
     lam_outer = None if lam_outer is None else np.maximum(np.asarray(lam_outer, float), 0.0)
     v = lift.predict(Z) - y
-    primal = 0.5 * float(v @ v) + beta * float(np.linalg.norm(Z, axis=1).sum())
+    primal = primal_value(v, Z, beta)
     worst = float(np.linalg.norm(lift.adjoint(v, lam_inner, lam_outer), axis=1).max(initial=0.0))
-    t_max = np.inf if worst <= 0 else beta / worst
-    vv, vy = float(v @ v), float(v @ y)
-    t_best = -vy / vv if vv > 0 else 0.0
-    t = float(min(max(t_best, 0.0), t_max))
-    dual = -t * vy - 0.5 * t * t * vv
-    gap = primal - dual
-    rel_gap = gap / max(abs(primal), TINY)
+    t = best_dual_scale(v, y, feasible_scale(worst, beta))
+    dual = dual_value(v, y, t)
+    rel_gap = relative_gap(primal, dual)
     viol = relative_violation(lift, y, Z)
-    ok = bool(rel_gap <= gap_tol and viol <= violation_tol)
-    return Certificate(primal, dual, gap, rel_gap, viol, ok, t)
+    return Certificate(primal, dual, primal - dual, rel_gap, viol,
+                       is_certified(rel_gap, viol, gap_tol, violation_tol), t)

@@ -1,7 +1,7 @@
 """Column generation over activation patterns, driven by the dual of the restricted program.
 
 At a solution ``z`` of the convex program over the current patterns, ``v = A z - y``.  Over
-*all* patterns the dual constraint is (DESIGN.md sections 2 and 4, with ``sum_j ||z_j|| <= 1``
+*all* patterns the dual constraint is (docs/design.md sections 2 and 4, with ``sum_j ||z_j|| <= 1``
 mapped to unit-norm sub-networks by the rebuild of section 3)::
 
     max_{||W1||_F <= 1, ||w2|| <= 1, sigma = +-1}  sigma v' ((X W1)_+ w2)_+  <=  beta.
@@ -20,13 +20,13 @@ so the bound is reported as the search's, not certified).
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .certificate import best_dual_scale, dual_value, primal_value
 from .lifting import Lifting
 from .network import ParallelNet
 from .patterns import patterns_of_weights
@@ -53,7 +53,7 @@ class SearchConfig:
     max_add : most patterns added per round (the largest violations first)
     tol : a sub-network violates when ``value > beta (1 + tol)``
     max_rounds : most rounds (solves)
-    time_limit : seconds for the whole loop (checked between rounds), None for no limit
+    max_seconds : seconds for the whole loop (checked between rounds), None for no limit
     keep_inactive : keep patterns whose blocks are zero at the current solution
     """
 
@@ -64,7 +64,7 @@ class SearchConfig:
     max_add: int = 20
     tol: float = 1e-6
     max_rounds: int = 30
-    time_limit: float | None = None
+    max_seconds: float | None = None
     keep_inactive: bool = False
 
     def __post_init__(self) -> None:
@@ -77,8 +77,8 @@ class SearchConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not self.tol >= 0:
             raise ValueError(f"tol must be >= 0, got {self.tol}")
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise ValueError(f"time_limit must be > 0 or None, got {self.time_limit}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds}")
 
 
 @dataclass(frozen=True)
@@ -183,9 +183,7 @@ def search_dual_bound(v: np.ndarray, y: np.ndarray, violation: float) -> float:
     The violation is taken as at least 1: at a solution of the restricted program its active
     sub-networks reach exactly beta, so a search reporting less has only missed them.
     """
-    vv, vy = float(v @ v), float(v @ y)
-    t = min(max(-vy / vv, 0.0) if vv > 0 else 0.0, 1.0 / max(violation, 1.0))
-    return -t * vy - 0.5 * t * t * vv
+    return dual_value(v, y, best_dual_scale(v, y, 1.0 / max(violation, 1.0)))
 
 
 @dataclass
@@ -196,14 +194,6 @@ class SearchOutcome:
     result: Result | None
     rounds: list = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _solve(solver, problem: Problem, previous: Result | None) -> Result:
-    """Solve, warm-started from the previous round when the solver's ``solve`` accepts it."""
-    params = inspect.signature(solver.solve).parameters
-    if previous is not None and "warm_start" in params:
-        return solver.solve(problem, warm_start=previous)
-    return solver.solve(problem)
 
 
 def _active(problem: Problem, result: Result) -> tuple[Patterns, ParallelNet, np.ndarray]:
@@ -224,7 +214,7 @@ def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(),
     Each round solves the program, searches for violating sub-networks, and adds their
     patterns; patterns whose blocks are zero are dropped unless ``config.keep_inactive``.
     Stops when a search finds no new violating pattern, or after ``config.max_rounds``
-    searches or ``config.time_limit`` seconds (then the last patterns are solved once more, so
+    searches or ``config.max_seconds`` seconds (then the last patterns are solved once more, so
     that ``result`` always solves ``problem``).  One record per round goes to ``log`` (and
     ``rounds``): patterns, added, objective, max_violation (largest value / beta, NaN when no
     search ran), search_dual_bound, solve_seconds, search_seconds.
@@ -242,7 +232,7 @@ def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(),
                   "added": 0, "objective": objective, "max_violation": float("nan"),
                   "search_dual_bound": float("nan"), "solve_seconds": t1 - t0,
                   "search_seconds": 0.0}
-        over = config.time_limit is not None and spent > config.time_limit
+        over = config.max_seconds is not None and spent > config.max_seconds
         added = None
         if rnd < config.max_rounds and not over:
             found = search_subnetworks(problem.X, v, problem.m1, config, seed + rnd, local)
@@ -268,13 +258,13 @@ def _solve_round(solver, out: SearchOutcome, rnd: int):
     problem = out.problem
     if not problem.n_patterns:
         return problem.patterns, None, -problem.y, 0.5 * float(problem.y @ problem.y)
-    out.result = _solve(solver, problem, out.result)
+    out.result = solver.solve(problem, warm_start=out.result)   # solvers without warm starts
+    #                                                              ignore it
     if out.result.status not in SOLVED_STATUSES or out.result.Z is None:
         raise ValueError(f"dual-search: solver {out.result.solver!r} failed in round {rnd}: "
                          f"status {out.result.status}, {out.result.message}")
     kept, local, v = _active(problem, out.result)
-    objective = 0.5 * float(v @ v) + problem.beta * float(
-        np.linalg.norm(out.result.Z, axis=1).sum())
+    objective = primal_value(v, out.result.Z, problem.beta)
     return kept, local, v, objective
 
 

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .certificate import GAP_TOL, TINY
+from .certificate import (GAP_TOL, best_dual_scale, dual_value, feasible_scale, is_certified,
+                          primal_value, relative_gap)
 from .lifting import Lifting
 
 
@@ -34,22 +35,14 @@ class GatedCertificate:
         return asdict(self)
 
 
-def gated_objective(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray) -> float:
-    """``G(z)`` for weights Z (G, d)."""
-    r = lift.predict(Z) - y
-    return 0.5 * float(r @ r) + beta * float(np.linalg.norm(Z, axis=1).sum())
-
-
 def gated_certificate(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
                       gap_tol: float = GAP_TOL) -> GatedCertificate:
     """Group-lasso duality gap of the gated relaxation at Z (G, d)."""
     Z = np.asarray(Z, dtype=np.float64)
     v = lift.predict(Z) - y
-    primal = 0.5 * float(v @ v) + beta * float(np.linalg.norm(Z, axis=1).sum())
+    primal = primal_value(v, Z, beta)
     worst = float(np.linalg.norm(lift.adjoint(v, None, None), axis=1).max(initial=0.0))
-    vv, vy = float(v @ v), float(v @ y)
-    t_max = np.inf if worst <= 0 else beta / worst
-    t = float(min(max(-vy / vv if vv > 0 else 0.0, 0.0), t_max))
-    dual = -t * vy - 0.5 * t * t * vv
-    rel = (primal - dual) / max(abs(primal), TINY)
-    return GatedCertificate(primal, dual, primal - dual, rel, bool(rel <= gap_tol), t)
+    t = best_dual_scale(v, y, feasible_scale(worst, beta))
+    dual = dual_value(v, y, t)
+    rel = relative_gap(primal, dual)
+    return GatedCertificate(primal, dual, primal - dual, rel, is_certified(rel, 0.0, gap_tol), t)

@@ -1,4 +1,4 @@
-"""Problem files (.npz, DESIGN.md section 5): loading with clear errors, and saving."""
+"""Problem files (.npz, docs/design.md section 5): loading with clear errors, and saving."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _bad_scalar(path: Path, key: str, value: np.ndarray):
 
 
 def save_problem(problem: Problem, path: str | Path) -> None:
-    """Write a problem file in the format of DESIGN.md section 5 (plus ``depth``)."""
+    """Write a problem file in the format of docs/design.md section 5 (plus ``depth``)."""
     arrays = {"X": problem.X, "y": problem.y, "beta": np.float64(problem.beta),
               "m1": np.int64(problem.m1), "depth": np.int64(problem.depth)}
     if problem.patterns is not None:

@@ -21,7 +21,7 @@ from .problem import Problem
 
 @dataclass(frozen=True, eq=False)
 class Lifting:
-    """Matrix-free operators of one problem's convex program (DESIGN.md sections 2 and 4)."""
+    """Matrix-free operators of one problem's convex program (docs/design.md sections 2 and 4)."""
 
     X: np.ndarray          # (n, d)
     inner: np.ndarray      # (P*m1, n) bool, masks of one sign copy

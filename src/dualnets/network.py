@@ -1,6 +1,6 @@
 """The non-convex parallel network: weights, forward pass, NC objective and torch module.
 
-Depth 3 (DESIGN.md section 1)::
+Depth 3 (docs/design.md section 1)::
 
     f(X) = sum_k ((X W1_k)_+ w2_k)_+ w3_k,   NC = 1/2||f - y||^2 + beta/2 sum_k (||w2_k||^2 + w3_k^2)
     subject to ||W1_k||_F <= 1.

@@ -26,6 +26,20 @@ class SpecContext:
 
 Strategy = Callable[[Problem, str | None, SpecContext], Patterns]
 STRATEGIES: dict[str, Strategy] = {}
+SEARCH_STRATEGY = "dual-search"
+DEFAULT_BASELINE = "adam"       # what "network" trains when no network is given
+
+
+@dataclass(frozen=True)
+class PatternStep:
+    """One parsed strategy of a spec: ``name`` and its argument (the text after the first
+    colon, or None)."""
+
+    name: str
+    arg: str | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.arg is None else f"{self.name}:{self.arg}"
 
 
 def strategy(name: str):
@@ -64,7 +78,6 @@ def _network(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns:
     from .patterns import patterns_from_network
     baseline, top = _network_arg(arg)
     if not ctx.networks:
-        from .baselines import DEFAULT_BASELINE
         from .registry import get_solver
         baseline = baseline or DEFAULT_BASELINE
         result = get_solver(baseline, seed=ctx.seed).solve(problem)
@@ -94,7 +107,7 @@ def _network_arg(arg: str | None) -> tuple[str | None, int | None]:
     return baseline, top
 
 
-@strategy("dual-search")
+@strategy(SEARCH_STRATEGY)
 def _dual_search(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns:
     """Column generation from the patterns so far; ``dual-search:SOLVER`` picks the solver."""
     from .dual_search import default_search_solver, dual_search
@@ -103,8 +116,9 @@ def _dual_search(problem: Problem, arg: str | None, ctx: SpecContext) -> Pattern
     return dual_search(problem, solver, seed=ctx.seed, log=ctx.log).problem.patterns
 
 
-def parse_spec(spec: str) -> list[tuple[str, str | None]]:
-    """``"random:5,network"`` -> ``[("random", "5"), ("network", None)]``, names checked."""
+def parse_spec(spec: str) -> list[PatternStep]:
+    """``"random:5,network"`` -> ``[PatternStep("random", "5"), PatternStep("network")]``,
+    names checked."""
     steps = []
     for part in (p.strip() for p in spec.split(",")):
         if not part:
@@ -114,7 +128,7 @@ def parse_spec(spec: str) -> list[tuple[str, str | None]]:
             raise ValueError(
                 f"unknown pattern strategy {name!r} in {spec!r}; choose from "
                 f"{', '.join(sorted(STRATEGIES))}")
-        steps.append((name, arg or None))
+        steps.append(PatternStep(name, arg or None))
     return steps
 
 
@@ -122,7 +136,7 @@ def apply_spec(problem: Problem, spec: str, ctx: SpecContext | None = None) -> P
     """The problem over the patterns that ``spec`` generates (replacing any stored ones)."""
     ctx = ctx or SpecContext()
     current = problem.with_patterns(Patterns.empty(problem.m1, problem.n))
-    for name, arg in parse_spec(spec):
-        found = STRATEGIES[name](current, arg, ctx)
+    for step in parse_spec(spec):
+        found = STRATEGIES[step.name](current, step.arg, ctx)
         current = current.with_patterns(current.patterns.concat(found))
     return current

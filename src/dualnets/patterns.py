@@ -1,6 +1,6 @@
 """Activation patterns: sampled from random sub-networks, or read off a given network.
 
-A pattern is what one sub-network ``(W1, w2)`` does on the data X (DESIGN.md section 2)::
+A pattern is what one sub-network ``(W1, w2)`` does on the data X (docs/design.md section 2)::
 
     D_j = 1[X w1_j >= 0],   s_j = sign(w2_j) (0 -> +1),   E = 1[sum_j w2_j (X w1_j)_+ >= 0]
 

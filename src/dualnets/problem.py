@@ -1,13 +1,13 @@
 """The training problem: data, regularization, network shape and activation patterns.
 
 A :class:`Problem` is a frozen record that validates itself once, at construction, and never
-solves anything (DESIGN.md section 1).  A :class:`Patterns` record holds the activation patterns
-that define the convex program over it (DESIGN.md section 2).
+solves anything (docs/design.md section 1).  A :class:`Patterns` record holds the activation patterns
+that define the convex program over it (docs/design.md section 2).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -138,7 +138,7 @@ def _describe(a) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """Regularized training of a parallel ReLU network (DESIGN.md section 1).
+    """Regularized training of a parallel ReLU network (docs/design.md section 1).
 
     ``NC = 1/2 ||sum_k f_k(X) - y||^2 + beta/2 sum_k (||w2_k||^2 + w3_k^2)``,
     ``||W1_k||_F <= 1``, with ``f_k = ((X W1_k)_+ w2_k)_+ w3_k`` (depth 3) or
@@ -161,13 +161,12 @@ class Problem:
     y: np.ndarray
     beta: float
     m1: int = 2
-    depth: int = 3
-    loss: str = "squared"
+    depth: Depth = 3
+    loss: Loss = "squared"
     patterns: Patterns | None = None
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     name: str = "problem"
-    meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         X = _as_float_array("X", self.X, 2)
@@ -229,10 +228,6 @@ class Problem:
     @property
     def n_patterns(self) -> int:
         return 0 if self.patterns is None else self.patterns.n_patterns
-
-    @property
-    def is_classification(self) -> bool:
-        return bool(np.all(np.abs(self.y) == 1.0))
 
     def with_patterns(self, patterns: Patterns) -> Problem:
         """A copy of this problem over another pattern set."""

@@ -1,4 +1,4 @@
-"""Map a convex solution back to a network (DESIGN.md section 3), after pruning blocks.
+"""Map a convex solution back to a network (docs/design.md section 3), after pruning blocks.
 
 Each block ``b = (c, sigma)`` with nonzero ``z`` becomes one sub-network::
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linprog
 
-from .certificate import relative_violation
+from .certificate import primal_value, relative_violation
 from .lifting import Lifting
 from .network import ParallelNet
 
@@ -68,9 +68,7 @@ def prune_blocks(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray) -> np
 
 
 def _objective_and_violation(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray):
-    r = lift.predict(Z) - y
-    return 0.5 * float(r @ r) + beta * float(np.linalg.norm(Z, axis=1).sum()), \
-        relative_violation(lift, y, Z)
+    return primal_value(lift.predict(Z) - y, Z, beta), relative_violation(lift, y, Z)
 
 
 def rebuild_network(lift: Lifting, Z: np.ndarray) -> ParallelNet:

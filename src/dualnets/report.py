@@ -31,13 +31,20 @@ FAILED = ("error", "timeout", "skipped")
 BASELINE_MODELS = ("network",)
 
 
-def label(method: str, model: str) -> str:
-    """Legend name: the gated relaxation and plain weight decay minimize other objectives."""
+def label(method: str, model: str, objective_kind=None) -> str:
+    """Legend name: methods that minimize another objective than the ReLU program or NC (the
+    gated relaxation; a baseline with its own ``objective_kind``, such as plain-wd) say so."""
     if model == "gated":
         return f"{method} (gated model)"
-    if method.split("+")[0] == "plain-wd":
+    if isinstance(objective_kind, str) and objective_kind:
         return f"{method} (own objective)"
     return method
+
+
+def labels(df: pd.DataFrame) -> list[str]:
+    """:func:`label` of every row of a table with method, model and objective_kind."""
+    kinds = df["objective_kind"] if "objective_kind" in df else [None] * len(df)
+    return [label(m, k, o) for m, k, o in zip(df["method"], df["model"], kinds)]
 
 
 def method_seconds(runs: pd.DataFrame) -> pd.Series:
@@ -64,10 +71,11 @@ def _save(fig, path: Path) -> str:
 
 def _labelled_traces(runs: pd.DataFrame, traces: pd.DataFrame) -> pd.DataFrame:
     """Traces of part 0 with a legend label, in the order of the methods in ``runs``."""
-    keep = runs[["run_id", "method", "model", "seed", "dataset"]].reset_index(drop=True)
+    columns = ["run_id", "method", "model", "objective_kind", "seed", "dataset"]
+    keep = runs[[c for c in columns if c in runs]].reset_index(drop=True)
     keep = keep.assign(order=keep.index)
     df = traces.merge(keep, on="run_id").sort_values(["order", "seconds"], kind="stable")
-    df["label"] = [label(m, k) for m, k in zip(df["method"], df["model"])]
+    df["label"] = labels(df)
     df["seed"] = df["seed"].astype(int)
     return df[df["part"] == 0]
 
@@ -143,7 +151,7 @@ def accuracy_figure(runs: pd.DataFrame, path: Path):
     df = runs[np.isfinite(runs["test_accuracy"].astype(float))].copy()
     if df.empty:
         return None
-    df["label"] = [label(m, k) for m, k in zip(df["method"], df["model"])]
+    df["label"] = labels(df)
     fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.38 * df["label"].nunique()))
     sns.barplot(df, y="label", x="test_accuracy", estimator="median", errorbar=("pi", 100),
                 color="#9ecae1", ax=ax)
@@ -179,7 +187,8 @@ def compare_rows(runs: pd.DataFrame) -> list[dict]:
     """The comparison table: one row per method and seed."""
     rows = []
     for _, r in runs.iterrows():
-        rows.append({"method": label(r["method"], r["model"]), "seed": r["seed"],
+        rows.append({"method": label(r["method"], r["model"], r.get("objective_kind")),
+                     "seed": r["seed"],
                      "status": r["status"], "NC objective": r["network_objective"],
                      "relative gap": r["relative_gap"], "certified": bool(r["certified"]),
                      "train acc": r["train_accuracy"], "test acc": r["test_accuracy"],
@@ -218,7 +227,7 @@ def compare_report(runs: pd.DataFrame, traces: pd.DataFrame, out: str | Path,
 def _notes(runs: pd.DataFrame, best) -> list[str]:
     lines = ["NC objective: the non-convex objective of the network each method returns (for "
              "convex methods, the network rebuilt from the solution).  Relative gap and "
-             "certified come from dualnets' own certificate (DESIGN.md section 4), never from "
+             "certified come from dualnets' own certificate (docs/design.md section 4), never from "
              "a solver status; baselines have none.  Seconds: wall time of the whole run "
              "(for a baseline, its whole learning-rate grid; its curve in the objective figure "
              "is the best learning rate's run alone, on that run's clock).  A dual-search "
@@ -299,8 +308,7 @@ def convex_vs_sgd_figure(runs: pd.DataFrame, path: Path):
     if df.empty:
         return None
     family = np.where(df["model"].isin(BASELINE_MODELS), "non-convex", "convex")
-    df = df.assign(family=family, label=[f"{f}: {label(m, k)}" for f, m, k in
-                                         zip(family, df["method"], df["model"])])
+    df = df.assign(family=family, label=[f"{f}: {name}" for f, name in zip(family, labels(df))])
     df = df.sort_values(["family", "label"])
     fig, ax = plt.subplots(figsize=(4.5 + 1.5 * df["dataset"].nunique(), 4.2))
     sns.boxplot(df, x="dataset", y="test_accuracy", hue="label", ax=ax, fliersize=2,
@@ -320,7 +328,7 @@ def summary_rows(runs: pd.DataFrame) -> list[dict]:
     rows = []
     for (dataset, method), g in runs.groupby(["dataset", "method"], sort=True):
         ok = g[~g["status"].isin(FAILED)]
-        rows.append({"dataset": dataset, "method": label(method, g["model"].iloc[0]),
+        rows.append({"dataset": dataset, "method": labels(g.iloc[:1])[0],
                      "runs": len(g), "statuses": ", ".join(
                          f"{s} {c}" for s, c in g["status"].value_counts().items()),
                      "certified": f"{int(g['certified'].sum())}/{len(g)}",

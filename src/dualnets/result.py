@@ -26,7 +26,7 @@ class Result:
     """
 
     solver: str
-    status: str
+    status: Status
     Z: np.ndarray | None = None
     lam_inner: np.ndarray | None = None
     lam_outer: np.ndarray | None = None

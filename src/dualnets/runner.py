@@ -1,22 +1,23 @@
 """Run one method on one dataset problem and return a tidy row plus trace rows.
 
-A *method* is a registry name, optionally followed by pattern strategies joined with ``+``:
-``"clarabel"``, ``"al"``, ``"gated-fista"``, ``"sgd"``, ``"adam"``, ``"al+dual-search"``,
-``"clarabel+network"``.  Convex methods solve the program over ``random:P`` patterns plus the
-strategies' patterns (``pattern_specs``); network baselines take no strategies.
+A *method* (:class:`dualnets.method.Method`, parsed once) is a registry name, optionally
+followed by pattern strategies joined with ``+``: ``"clarabel"``, ``"al"``, ``"adam"``,
+``"al+dual-search"``, ``"clarabel+network"``.  Convex methods solve the program over
+``random:P`` patterns plus the strategies' patterns (``pattern_specs``); network baselines
+take no strategies.  The runner reads only the solvers' declared capabilities
+(:class:`dualnets.solvers.base.Solver`): never their signatures.
 
-The chain is the one of DESIGN.md section 6: dataset -> Problem(s) -> solver.solve() -> Result
+The chain is the one of docs/design.md section 6: dataset -> Problem(s) -> solver.solve() -> Result
 -> :func:`dualnets.metrics.evaluate` -> row.  Multiclass data are trained one-vs-rest, one
 problem (a "part") per class; the row sums objectives and gaps over the parts and predicts by
-the argmax of the C networks.  Nothing fails silently: a method that is not registered, or that
-``supports()`` refuses, or that is over the interior-point size limit, gives a row with status
+the argmax of the C networks.  Nothing fails silently: a method whose ``supports()`` refuses
+the problem (a missing backend, the interior-point size limit, ...) gives a row with status
 ``"skipped"`` and the reason; an exception gives status ``"error"`` and its message.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import socket
 import time
@@ -25,65 +26,24 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .certificate import relative_gap
 from .datasets import Dataset, is_synthetic, load_dataset, one_vs_rest
 from .dual_search import SearchConfig, dual_search
 from .lifting import Lifting
 from .metrics import evaluate
+from .method import Method
 from .network import ParallelNet
-from .pattern_specs import STRATEGIES, SpecContext, apply_spec
+from .pattern_specs import SpecContext, apply_spec
 from .problem import Problem
 from .rebuild import prune_blocks, rebuild_network
-from .registry import available_solvers, get_solver, solver_class
+from .registry import solver_class
 from .result import TRACE_COLUMNS, Result
 
-# Methods the comparison expects even before their modules land: a missing one is reported
-# as a skipped row (with this model label), never dropped.  The value is the Result.model.
-EXPECTED_METHODS: dict[str, str] = {
-    "clarabel": "relu", "ecos": "relu", "al": "relu", "gated-fista": "gated",
-    "sgd": "network", "adam": "network", "plain-wd": "network",
-}
-EXPECTED_STRATEGIES: tuple[str, ...] = ("random", "exhaustive", "network", "dual-search")
-INTERIOR_POINT = ("clarabel", "ecos", "scs", "mosek")
 # Interior-point cost grows with the cone rows n * (G + B): about 60000 rows took ~7 s and
-# 320000 rows ~85 s with Clarabel on this 2-core machine (DESIGN.md, issue 3).
+# 320000 rows ~85 s with Clarabel on this 2-core machine (measured in issue 3).
 DEFAULT_IP_LIMIT = 100_000
-RUN_STATUSES = ("optimal", "inaccurate", "max_iterations", "time_limit", "infeasible", "error",
-                "skipped", "timeout")
 TIMING_COLUMNS = ("seconds", "pattern_seconds", "setup_seconds", "solve_seconds",
                   "warmup_seconds", "finished_at", "host")
-
-
-@dataclass(frozen=True)
-class Method:
-    """A parsed method string: the registry name and the pattern strategies after it."""
-
-    solver: str
-    strategies: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> Method:
-        solver, *strategies = [p.strip() for p in str(text).split("+")]
-        known = set(EXPECTED_METHODS) | set(available_solvers())
-        if solver not in known:
-            raise ValueError(f"unknown method {text!r}: {solver!r} is not one of "
-                             f"{', '.join(sorted(known))}")
-        for step in strategies:
-            name = step.partition(":")[0]
-            if name not in set(EXPECTED_STRATEGIES) | set(STRATEGIES):
-                raise ValueError(f"unknown pattern strategy {name!r} in method {text!r}")
-        if strategies and cls(solver).model == "network":
-            raise ValueError(f"method {text!r}: the network baseline {solver!r} takes no "
-                             "pattern strategies")
-        return cls(solver, tuple(strategies))
-
-    @property
-    def model(self) -> str:
-        if self.solver in available_solvers():
-            return solver_class(self.solver).model
-        return EXPECTED_METHODS[self.solver]
-
-    def pattern_spec(self, n_random: int) -> str:
-        return ",".join([f"random:{n_random}", *self.strategies])
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,17 +93,6 @@ class Outcome:
     networks: list[ParallelNet | None] = field(default_factory=list)
 
 
-def unregistered(method: Method) -> str:
-    """Why a known method cannot run in this installation ("" if it can)."""
-    if method.solver not in available_solvers():
-        return (f"solver {method.solver!r} is not registered (available: "
-                f"{', '.join(available_solvers())})")
-    missing = [s for s in method.strategies if s.partition(":")[0] not in STRATEGIES]
-    if missing:
-        return f"pattern strategy {missing[0]!r} is not registered"
-    return ""
-
-
 def build_problems(spec: RunSpec) -> tuple[Dataset, list[Problem]]:
     """The dataset and its problems: one, or one per class (one-vs-rest) for multiclass."""
     data = load_dataset(spec.dataset, n=spec.n, seed=spec.data_seed,
@@ -160,42 +109,21 @@ def build_problems(spec: RunSpec) -> tuple[Dataset, list[Problem]]:
     return data, problems
 
 
-def skip_reason(method: Method, problem: Problem, solver, ip_limit: int) -> str:
-    """Why this method cannot run on this problem ("" if it can)."""
-    ok, why = solver.supports(problem)
-    if not ok:
-        return why
-    if method.solver in INTERIOR_POINT and problem.patterns is not None:
-        rows = problem.n * 2 * problem.n_patterns * (problem.m1 + (problem.depth == 3))
-        if rows > ip_limit:
-            return (f"interior-point size limit: n*(G+B) = {rows} cone rows > {ip_limit} "
-                    "(raise ip_limit to force)")
-    return ""
-
-
-def init_parameters(cls: type) -> set[str]:
-    """Keyword arguments a solver class takes, following ``**kwargs`` up its bases."""
-    names = set()
-    for klass in cls.__mro__[:-1]:
-        params = inspect.signature(klass.__init__).parameters.values()
-        names |= {p.name for p in params
-                  if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return names
-
-
-def make_solver(method: Method, spec: RunSpec, parts: int = 1):
-    """The solver instance, with the run's seed and time limit (shared by the ``parts``
-    one-vs-rest problems) where its class takes them."""
-    accepted = init_parameters(solver_class(method.solver))
-    options = dict(spec.options)
-    if "seed" in accepted:
+def make_solver(method: Method, spec: RunSpec, parts: int = 1, name: str | None = None):
+    """The solver ``name`` (default the method's) with the run's options, and what the run
+    sets for the capabilities it declares: its seed (``seeded``), its share of the time budget
+    ``max_seconds`` (split over the ``parts`` one-vs-rest problems) and the interior-point
+    size limit (``interior_point``).  The run's options are the method solver's only."""
+    name = name or method.solver
+    cls = solver_class(name)
+    options = dict(spec.options) if name == method.solver else {}
+    if cls.seeded:
         options.setdefault("seed", spec.seed)
-    for limit in ("max_seconds", "time_limit"):
-        if limit in accepted and spec.timeout is not None and limit not in options:
-            options[limit] = float(spec.timeout) / parts
-    return get_solver(method.solver, **options)
+    if spec.timeout is not None:
+        options.setdefault("max_seconds", float(spec.timeout) / parts)
+    if cls.interior_point:
+        options.setdefault("max_cone_rows", spec.ip_limit)
+    return cls(**options)
 
 
 def network_of(problem: Problem, result: Result) -> ParallelNet | None:
@@ -220,17 +148,23 @@ class Part:
     rounds: list = field(default_factory=list)
 
 
-def solve_with_search(method: Method, spec: RunSpec, problem: Problem, solver,
+def solve_with_search(method: Method, spec: RunSpec, problem: Problem, solver, parts: int,
                       rounds: list) -> tuple[Problem, Result]:
-    """Solve; a trailing "dual-search" runs column generation with this method's own solver
-    and keeps its last solve, which covers the final patterns.  The search starts no new round
-    after half the run's timeout, leaving the rest for that last solve."""
-    if method.strategies[-1:] != ("dual-search",):
+    """Solve; a trailing dual-search runs column generation first, with the run's ``[search]``
+    settings, its rounds solved by the method's ``search_solver`` (warm-started round to
+    round).  The search starts no new round after half the run's timeout, leaving the rest
+    for the last solve, which is the method solver's (warm-started from the search's last
+    round when it is another solver)."""
+    if not method.searches:
         return problem, solver.solve(problem)
-    budget = None if spec.timeout is None else spec.timeout / 2
-    config = SearchConfig(**({"time_limit": budget} | spec.search))
-    found = dual_search(problem, solver, config, seed=spec.seed, log=rounds)
-    return found.problem, found.result
+    budget = None if spec.timeout is None else spec.timeout / (2 * parts)
+    config = SearchConfig(**({"max_seconds": budget} | spec.search))
+    own = method.search_solver == method.solver
+    rounds_solver = solver if own else make_solver(method, spec, parts, method.search_solver)
+    found = dual_search(problem, rounds_solver, config, seed=spec.seed, log=rounds)
+    if own:
+        return found.problem, found.result
+    return found.problem, solver.solve(found.problem, warm_start=found.result)
 
 
 def run_part(method: Method, spec: RunSpec, problem: Problem, networks: list,
@@ -240,15 +174,13 @@ def run_part(method: Method, spec: RunSpec, problem: Problem, networks: list,
     start = time.perf_counter()
     if method.model != "network":
         ctx = SpecContext(seed=spec.seed, networks=[n for n in networks if n is not None])
-        steps = method.pattern_spec(spec.patterns).split(",")
-        searched = steps[-1] == "dual-search"
-        problem = apply_spec(problem, ",".join(steps[:-1] if searched else steps), ctx)
-    reason = skip_reason(method, problem, solver, spec.ip_limit)
-    if reason:
+        problem = apply_spec(problem, method.pattern_spec(spec.patterns), ctx)
+    ok, reason = solver.supports(problem)
+    if not ok:
         return Part({"status": "skipped", "message": reason, "n_patterns": problem.n_patterns})
     rounds: list = []
     before = time.perf_counter() - start
-    problem, result = solve_with_search(method, spec, problem, solver, rounds)
+    problem, result = solve_with_search(method, spec, problem, solver, parts, rounds)
     if rounds:   # the search's time (rounds, re-solves) counts as pattern generation
         before = time.perf_counter() - start - result.setup_seconds - result.solve_seconds
     row = evaluate(problem, result) | {"pattern_seconds": before}
@@ -297,7 +229,7 @@ def combine(rows: list[dict], nets: list, data: Dataset) -> dict:
                 "setup_seconds", "warmup_seconds", "pattern_seconds", "iterations", "n_patterns"):
         out[key] = total(key)
     if np.isfinite(out["gap"]):
-        out["relative_gap"] = out["gap"] / max(abs(out["objective"]), 1e-300)
+        out["relative_gap"] = relative_gap(out["objective"], out["dual_objective"])
     out["constraint_violation"] = float(np.max([r.get("constraint_violation", np.nan)
                                                 for r in rows]))
     out["certified"] = all(bool(r.get("certified", False)) for r in rows)
@@ -312,12 +244,11 @@ def run(spec: RunSpec, networks: list | None = None) -> Outcome:
     method = Method.parse(spec.method)
     start = time.perf_counter()
     data, problems = build_problems(spec)
-    base = spec.base_row() | {"model": method.model, "solver": method.solver, "task": data.task,
+    base = spec.base_row() | {"model": method.model, "solver": method.solver,
+                              "objective_kind": solver_class(method.solver).objective_kind,
+                              "task": data.task,
                               "n": data.n, "d": data.d, "n_test": data.n_test,
                               "parts": len(problems), "host": socket.gethostname()}
-    missing = unregistered(method)
-    if missing:
-        return Outcome(base | {"status": "skipped", "message": missing}, [], [])
     rows, traces, nets = [], [], []
     for index, problem in enumerate(problems):
         part = run_part(method, spec, problem, networks[index] if networks else [],

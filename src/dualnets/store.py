@@ -24,13 +24,15 @@ import pyarrow.parquet as pq
 
 from .runner import Outcome
 
-_STR = ("run_id", "dataset", "task", "method", "solver", "model", "options", "status", "message",
-        "host")
+# every key of a runner row (metrics.evaluate's and the runner's own) is a column
+_STR = ("run_id", "dataset", "task", "method", "solver", "model", "objective_kind", "options",
+        "status", "message", "host")
 _INT = ("seed", "n", "d", "n_test", "parts", "m1", "depth", "random_patterns", "n_patterns",
-        "iterations", "active_subnetworks", "pruned_blocks")
+        "iterations", "active_subnetworks", "nonzero_blocks", "pruned_blocks")
 _FLOAT = ("beta", "objective", "network_objective", "dual_objective", "gap", "relative_gap",
-          "constraint_violation", "norm_violation", "train_accuracy", "test_accuracy", "seconds",
-          "pattern_seconds", "setup_seconds", "solve_seconds", "warmup_seconds", "finished_at")
+          "dual_scale", "constraint_violation", "norm_violation", "train_accuracy",
+          "test_accuracy", "seconds", "pattern_seconds", "setup_seconds", "solve_seconds",
+          "warmup_seconds", "finished_at")
 ROW_SCHEMA = pa.schema([(c, pa.string()) for c in _STR] + [(c, pa.int64()) for c in _INT]
                        + [(c, pa.float64()) for c in _FLOAT] + [("certified", pa.bool_())])
 TRACE_SCHEMA = pa.schema([("run_id", pa.string()), ("part", pa.int64()), ("seconds", pa.float64()),

@@ -39,9 +39,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 from .datasets import check_name, is_synthetic, load_dataset
 from .dual_search import SearchConfig
-from .registry import available_solvers
-from .runner import TIMING_COLUMNS, Method, Outcome, RunSpec, make_solver, \
-    run_safely
+from .method import Method
+from .runner import TIMING_COLUMNS, Outcome, RunSpec, make_solver, run_safely
 from .store import ResultStore
 
 TOP_KEYS = ("name", "datasets", "n", "d", "methods", "seeds", "timeout", "workers", "threads",
@@ -74,7 +73,7 @@ class SweepConfig:
                     for method in self.methods:
                         parsed = Method.parse(method)
                         opts = self.options.get(parsed.solver, {})
-                        search = self.search if "dual-search" in parsed.strategies else {}
+                        search = self.search if parsed.searches else {}
                         out += [RunSpec(dataset, method, seed, n=n, d=d, options=opts,
                                         search=search, timeout=self.timeout, **self.problem)
                                 for seed in self.seeds]
@@ -149,11 +148,10 @@ def _options(raw: dict, methods: list[str]) -> dict:
     for solver, opts in options.items():
         if solver not in solvers:
             raise ValueError(f"options given for {solver!r}, which no method uses")
-        if solver in available_solvers():   # check the hyperparameters now, not in every run
-            try:
-                make_solver(Method(solver), RunSpec("config", solver, options=opts))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"options.{solver}: {exc}") from None
+        try:                                # check the hyperparameters now, not in every run
+            make_solver(Method(solver), RunSpec("config", solver, options=opts))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"options.{solver}: {exc}") from None
     return options
 
 
@@ -299,7 +297,7 @@ def run_local(specs: list[RunSpec], workers: int, threads: int, networks: list |
 def run_dask(specs: list[RunSpec], address: str, threads: int) -> Iterator[Outcome]:
     """Submit every spec to the Dask scheduler at ``address``, yielding as runs finish.
 
-    Timeouts are those of the solvers' own limits (``time_limit`` / ``max_seconds``): a Dask
+    Timeouts are those of the solvers' own limits (``max_seconds``): a Dask
     worker thread cannot be killed from the client.
     """
     from distributed import Client, as_completed

@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from ..datasets import check_name, is_synthetic, load_dataset
 from ..report import COMPARE_COLUMNS, compare_report, compare_rows
-from ..runner import DEFAULT_IP_LIMIT, Method, RunSpec
+from ..method import Method
+from ..runner import DEFAULT_IP_LIMIT, RunSpec
 from ..store import ResultStore
 from ..sweep import run_local
 from .common import print_table
@@ -29,8 +30,8 @@ from .common import print_table
 DEFAULT_METHODS = ("clarabel", "al", "gated-fista", "sgd", "adam", "plain-wd", "al+network",
                    "clarabel+dual-search")
 # n, random patterns, baseline seeds, convex seeds (pattern samples), baseline epochs
-# and the time budget in seconds per run (AL's max_seconds, the baselines' time_limit, the
-# dual search's time_limit, checked between its rounds)
+# and the time budget in seconds per run (every solver's max_seconds; the dual search's is
+# checked between its rounds)
 FULL = {"n": 200, "patterns": 50, "seeds": 3, "convex_seeds": 1, "epochs": 300, "budget": 15}
 QUICK = {"n": 60, "patterns": 10, "seeds": 2, "convex_seeds": 1, "epochs": 60, "budget": 5}
 # Column generation: lighter than SearchConfig's defaults, from few random patterns (cheap
@@ -77,13 +78,13 @@ def specs(args: argparse.Namespace, cfg: dict) -> list[RunSpec]:
     names = [m.strip() for m in (args.methods or ",".join(DEFAULT_METHODS)).split(",")]
     methods = [Method.parse(m) for m in names]
     order = sorted(range(len(names)), key=lambda i: (methods[i].model != "network",
-                                                     "network" in methods[i].strategies))
+                                                     methods[i].uses_networks))
     out = []
     for i in order:
         baseline = methods[i].model == "network"
         opts = {"epochs": cfg["epochs"], "lrs": list(BASELINE_LRS)} if baseline else {}
         seeds = cfg["seeds"] if baseline else cfg["convex_seeds"]
-        searched = "dual-search" in methods[i].strategies
+        searched = methods[i].searches
         patterns = SEARCH_START_PATTERNS if searched else cfg["patterns"]
         budget = cfg["budget"] * (SEARCH_BUDGET_FACTOR if searched else 1)
         out += [RunSpec(args.dataset, names[i], seed, n=cfg["n"], d=args.d, beta=args.beta,
@@ -106,7 +107,7 @@ def run_all(todo: list[RunSpec], store: ResultStore, threads: int) -> None:
             bar.set_description(f"{spec.method} seed {spec.seed}")
             method = Method.parse(spec.method)
             given = None
-            if "network" in method.strategies and best:
+            if method.uses_networks and best:
                 given = [list(nets) for nets in zip(*(n for _, n in best.values()))]
             outcome = next(run_local([spec], 1, threads, networks=given, keep_networks=True))
             store.write(outcome)

@@ -22,7 +22,7 @@ JSON_KEYS = ("objective", "dual_objective", "gap", "relative_gap", "constraint_v
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("problem", help="problem file (.npz, DESIGN.md section 5)")
+    parser.add_argument("problem", help="problem file (.npz, docs/design.md section 5)")
     parser.add_argument("--solver", default="clarabel",
                         help=f"one of {', '.join(available_solvers())} (default clarabel)")
     parser.add_argument("--patterns", metavar="SPEC",
@@ -64,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
     if args.patterns:
         problem = apply_spec(problem, args.patterns, ctx)
     problem.require_patterns()
-    ok, why = solver.supports(problem)
-    if not ok:
-        raise ValueError(f"solver {args.solver!r} cannot solve this problem: {why}")
+    solver.check_supported(problem)
     row = evaluate(problem, solver.solve(problem))
+    if solver.objective_kind:
+        row["objective_kind"] = solver.objective_kind
     if ctx.log:
         row["pattern_log"] = ctx.log   # e.g. the dual-search rounds
     for key in JSON_KEYS:

@@ -1,5 +1,5 @@
 """Final polishing of an augmented Lagrangian iterate: a Newton step on the identified active
-set, then multipliers chosen for the certificate (DESIGN.md section 7: first-order solvers need
+set, then multipliers chosen for the certificate (docs/design.md section 7: first-order solvers need
 accurate multipliers and a polishing phase to certify).
 
 1. Primal.  With the active groups ``S = {g : ||z_g|| > 1e-4 max ||z||}`` and the rows of their
@@ -23,6 +23,7 @@ import numpy as np
 from scipy.linalg import lstsq
 from scipy.optimize import nnls
 
+from ..certificate import primal_value
 from ..lifting import Lifting
 
 ACTIVE_REL = 1e-4
@@ -89,9 +90,7 @@ def _newton(A: np.ndarray, y: np.ndarray, C: np.ndarray, beta: float, z: np.ndar
     k, m = z.size // d, z.size
 
     def merit(w):
-        r = A @ w - y
-        return 0.5 * r @ r + beta * np.linalg.norm(w.reshape(k, d), axis=1).sum() + \
-            1e3 * np.abs(C @ w).sum()
+        return primal_value(A @ w - y, w.reshape(k, d), beta) + 1e3 * np.abs(C @ w).sum()
 
     current = merit(z)
     for _ in range(NEWTON_STEPS):

@@ -1,4 +1,4 @@
-"""The convex program in cvxpy, solved by any installed conic solver (DESIGN.md section 2).
+"""The convex program in cvxpy, solved by any installed conic solver (docs/design.md section 2).
 
 The model is vectorised: with ``Z`` (d, G) and ``U = X Z`` (n, G), the inner cones are one
 elementwise constraint ``(2D - 1) * U >= 0``, the block outputs are ``H = (S D * U) M`` with
@@ -7,6 +7,7 @@ elementwise constraint ``(2D - 1) * U >= 0``, the block outputs are ``H = (S D *
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from functools import lru_cache
@@ -19,7 +20,7 @@ from ..lifting import Lifting
 from ..problem import Problem
 from ..result import Result
 from ..registry import register
-from .base import Solver
+from .base import Solver, check_budget
 
 _STATUS = {
     cp.OPTIMAL: "optimal",
@@ -66,6 +67,12 @@ class ConvexModel:
         return lam_in, lam_out
 
 
+def cone_rows(problem: Problem) -> int:
+    """Rows of the cone constraints, ``n (G + B)``: what an interior-point step's cost grows
+    with (about 60000 rows took ~7 s and 320000 rows ~85 s with Clarabel on 2 cores)."""
+    return problem.n * 2 * problem.n_patterns * (problem.m1 + (problem.depth == 3))
+
+
 class CvxpySolver(Solver):
     """Interior-point (or SCS) solve of the exact program through cvxpy.
 
@@ -74,22 +81,39 @@ class CvxpySolver(Solver):
     tol : float
         Relative tolerance handed to the backend (gap and feasibility).
     max_iters : int
+    max_seconds : float
+        Wall-clock limit handed to the backend where it has one (Clarabel, SCS, MOSEK; ECOS
+        has none).
+    max_cone_rows : int or None
+        ``supports`` refuses problems with more cone rows ``n (G + B)`` (None: no limit).
     options : extra keyword arguments for the backend, e.g. ``direct_solve_method="qdldl"``.
     """
 
     backend: str = "CLARABEL"
+    interior_point = True
 
-    def __init__(self, tol: float = 1e-8, max_iters: int = 500, verbose: bool = False, **options):
+    def __init__(self, tol: float = 1e-8, max_iters: int = 500, verbose: bool = False,
+                 max_seconds: float = math.inf, max_cone_rows: int | None = None, **options):
         if tol <= 0:
             raise ValueError(f"tol must be > 0, got {tol}")
+        if max_cone_rows is not None and max_cone_rows < 1:
+            raise ValueError(f"max_cone_rows must be >= 1 or None, got {max_cone_rows}")
         self.tol, self.max_iters, self.verbose, self.options = tol, int(max_iters), verbose, options
+        self.max_seconds, self.max_cone_rows = check_budget(max_seconds), max_cone_rows
 
     def supports(self, problem: Problem) -> tuple[bool, str]:
+        ok, why = super().supports(problem)
+        if not ok:
+            return ok, why
+        rows = cone_rows(problem)
+        if self.max_cone_rows is not None and rows > self.max_cone_rows:
+            return False, (f"interior-point size limit: n*(G+B) = {rows} cone rows > "
+                           f"{self.max_cone_rows} (raise max_cone_rows or ip_limit to force)")
         return backend_available(self.backend)
 
     def backend_options(self) -> dict:
         tol, it = self.tol, self.max_iters
-        return {
+        return self._time_limit() | {
             # qdldl: Clarabel's own choice (faer above some size) measured 3.6x slower at
             # n = 400 and 4x slower at n = 1600 with P = 20 patterns and one thread
             # (bench/run_clarabel_scaling.py); with P = 50 at n = 1600 faer was 1.4x faster
@@ -101,10 +125,19 @@ class CvxpySolver(Solver):
             "MOSEK": {},
         }[self.backend] | self.options
 
-    def solve(self, problem: Problem) -> Result:
-        ok, why = self.supports(problem)
-        if not ok:
-            raise ValueError(f"{self.name} cannot solve this problem: {why}")
+    def _time_limit(self) -> dict:
+        """The backend's own wall-clock limit, where it has one."""
+        if not math.isfinite(self.max_seconds):
+            return {}
+        return {"CLARABEL": {"time_limit": self.max_seconds},
+                "SCS": {"time_limit_secs": self.max_seconds},
+                "MOSEK": {"mosek_params": {"MSK_DPAR_OPTIMIZER_MAX_TIME": self.max_seconds}},
+                }.get(self.backend, {})
+
+    def solve(self, problem: Problem, warm_start: Result | None = None) -> Result:
+        """Solve from scratch (interior-point methods do not warm-start; ``warm_start`` is
+        accepted and ignored)."""
+        self.check_supported(problem)
         start = time.perf_counter()
         model = ConvexModel(problem)
         build = time.perf_counter() - start
@@ -156,12 +189,15 @@ class ClarabelSolver(CvxpySolver):
 class EcosSolver(CvxpySolver):
     name = "ecos"
     backend = "ECOS"
+    honours_budget = False  # ECOS has no time limit
+    benchmarked = False     # a second interior-point backend: asv times Clarabel
 
 
 @register
 class ScsSolver(CvxpySolver):
     name = "scs"
     backend = "SCS"
+    benchmarked = False     # ADMM, but compiled by cvxpy like the others: same size limit
 
     def __init__(self, tol: float = 1e-7, max_iters: int = 1000, **kwargs):
         super().__init__(tol=tol, max_iters=max_iters, **kwargs)
@@ -171,3 +207,4 @@ class ScsSolver(CvxpySolver):
 class MosekSolver(CvxpySolver):
     name = "mosek"
     backend = "MOSEK"
+    benchmarked = False     # needs a license

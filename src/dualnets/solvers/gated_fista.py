@@ -15,20 +15,24 @@ import time
 import numpy as np
 import torch
 
+from ..certificate import (best_dual_scale, dual_value, feasible_scale, primal_value,
+                           relative_gap)
 from ..lifting import Lifting
 from ..problem import Problem
 from ..registry import register
 from ..result import Result
-from .al import DEFAULT_TOL, LIPSCHITZ_SAFETY, Clock, RunState, _to_numpy, warm_arrays
-from .torch_ops import Fista, TorchLifting, TorchSolver, Workspace, dual_scale
+from .al_inner import LIPSCHITZ_SAFETY
+from .base import check_budget
+from .torch_ops import Fista, TorchLifting, TorchSolver, Workspace
+from .torch_run import DEFAULT_TOL, Clock, RunState, to_numpy, warm_arrays
 
 
 def gated_gap(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: float):
     """(objective, relative gap) of the gated relaxation at Z, right after its gradient."""
-    vv, vy = float(torch.vdot(ws.r, ws.r)), float(torch.vdot(ws.r, ops.y))
-    primal = 0.5 * vv + beta * float(torch.linalg.vector_norm(Z, dim=1).sum())
-    t = dual_scale(vv, vy, float(torch.linalg.vector_norm(ws.grad, dim=1).max()), beta)
-    return primal, (primal + t * vy + 0.5 * t * t * vv) / max(abs(primal), 1e-300)
+    primal = primal_value(ws.r, Z, beta)
+    worst = float(torch.linalg.vector_norm(ws.grad, dim=1).max())
+    dual = dual_value(ws.r, ops.y, best_dual_scale(ws.r, ops.y, feasible_scale(worst, beta)))
+    return primal, relative_gap(primal, dual)
 
 
 @register
@@ -51,6 +55,7 @@ class GatedFista(TorchSolver):
 
     name = "gated-fista"
     model = "gated"
+    objective_kind = "gated relaxation (masks as fixed features), not the ReLU program"
 
     def __init__(self, gap_tol: float | None = None, max_iters: int = 50_000,
                  max_seconds: float = math.inf, device: str = "cpu", dtype: str = "float64",
@@ -59,7 +64,7 @@ class GatedFista(TorchSolver):
         if check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {check_every}")
         self.gap_tol = DEFAULT_TOL[dtype] if gap_tol is None else float(gap_tol)
-        self.max_iters, self.max_seconds = int(max_iters), float(max_seconds)
+        self.max_iters, self.max_seconds = int(max_iters), check_budget(max_seconds)
         self.check_every, self.threads = check_every, threads
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
@@ -79,7 +84,7 @@ class GatedFista(TorchSolver):
         Z = self._iterate(problem, ops, ws, Z, state)
         state.info.update(patterns=problem.patterns, device=self.device, dtype=self.dtype,
                           threads=torch.get_num_threads())
-        return Result(self.name, state.status, Z=_to_numpy(Z), setup_seconds=setup,
+        return Result(self.name, state.status, Z=to_numpy(Z), setup_seconds=setup,
                       solve_seconds=state.info.pop("seconds"), warmup_seconds=warmup,
                       iterations=state.iterations, trace=tuple(state.trace), info=state.info,
                       model=self.model)

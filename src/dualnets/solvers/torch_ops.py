@@ -301,18 +301,12 @@ def group_soft_threshold(V: torch.Tensor, tau: float, out: torch.Tensor) -> torc
     return torch.mul(V, scale, out=out)
 
 
-def dual_scale(vv: float, vy: float, worst: float, beta: float) -> float:
-    """The ``t`` of :func:`dualnets.certificate.certify`: best in ``[0, beta / worst]``."""
-    t_max = np.inf if worst <= 0 else beta / worst
-    t_best = -vy / vv if vv > 0 else 0.0
-    return float(min(max(t_best, 0.0), t_max))
-
-
 class TorchSolver(Solver):
     """What the PyTorch solvers share: device and dtype checks, ``supports``, and thread
     pinning around ``_solve(problem, warm_start)``, which each subclass implements."""
 
     devices = ("cpu", "cuda")
+    warm_starts = True
 
     def _set_device(self, device: str, dtype: str) -> None:
         if dtype not in DTYPES:
@@ -322,14 +316,11 @@ class TorchSolver(Solver):
         self.device, self.dtype = device, dtype
 
     def supports(self, problem: Problem) -> tuple[bool, str]:
-        if problem.loss != "squared":
-            return False, f"only the squared loss is implemented, got {problem.loss!r}"
-        return device_available(self.device)
+        ok, why = super().supports(problem)
+        return (ok, why) if not ok else device_available(self.device)
 
     def solve(self, problem: Problem, warm_start: Result | None = None) -> Result:
-        ok, why = self.supports(problem)
-        if not ok:
-            raise ValueError(f"{self.name} cannot solve this problem: {why}")
+        self.check_supported(problem)
         threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)

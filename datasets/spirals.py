@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Dataset
+from .base import Dataset, dataset
 
 
+@dataset(synthetic=True)
 def spirals(n: int = 200, d: int = 3, seed: int = 0, noise: float = 0.05, turns: float = 1.0,
             n_test: int | None = None) -> Dataset:
     if d < 3:

@@ -6,7 +6,7 @@ objective, full batch or in minibatches, for a number of epochs or a time budget
 
     NC(theta) = 1/2 ||sum_k f_k(X) - y||^2 + beta/2 sum_k (||w2_k||^2 + w3_k^2),  ||W1_k||_F <= 1
 
-(DESIGN.md section 1; a minibatch B uses the unbiased ``n/|B| * 1/2 ||f_B - y_B||^2`` for the
+(docs/design.md section 1; a minibatch B uses the unbiased ``n/|B| * 1/2 ||f_B - y_B||^2`` for the
 loss).  Only the optimizer steps are timed: trace evaluation is outside the clock.  Diverged runs
 (a non-finite loss or weight) are kept with status "diverged".  The best run (lowest training
 objective) gives the returned network; ``Result.info["runs"]`` holds one record per (seed, lr).
@@ -25,7 +25,7 @@ import torch
 from ..network import ParallelNet, ParallelReLUNet, nc_objective, norm_violation
 from ..problem import Problem
 from ..result import Result
-from ..solvers.base import Solver
+from ..solvers.base import Solver, check_budget
 
 DEFAULT_LRS: tuple[float, ...] = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
 
@@ -34,7 +34,8 @@ DEFAULT_LRS: tuple[float, ...] = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
 class Run:
     """One (seed, lr) training run; ``objective`` is the training objective of the method.
 
-    ``status`` is "max_iterations" (all epochs done), "time_limit" or "diverged" (then the
+    ``status`` is "max_iterations" (all epochs done), "time_limit" (its share of
+    ``max_seconds`` spent) or "diverged" (then the
     objectives are NaN).
     """
 
@@ -75,8 +76,10 @@ class NetworkBaseline(Solver):
         Number of seeds per learning rate: ``seed, seed + 1, ..., seed + seeds - 1``.
     epochs : int or None
         Passes over the data (one step per epoch at full batch).
-    time_limit : float or None
-        Seconds of training per run; at least one of ``epochs`` and ``time_limit`` is needed.
+    max_seconds : float
+        Seconds of training for the whole grid, shared equally by its ``len(lrs) * seeds``
+        runs (default: no limit); at least one of ``epochs`` and ``max_seconds`` must be
+        finite.
     batch_size : int or None
         None means full batch.
     init_scale : float
@@ -86,27 +89,29 @@ class NetworkBaseline(Solver):
     """
 
     model: ClassVar[str] = "network"
+    depths: ClassVar[tuple[int, ...]] = (3,)
+    seeded: ClassVar[bool] = True
     project: ClassVar[bool] = True
 
     def __init__(self, K: int = 50, lrs=DEFAULT_LRS, seeds: int = 1, epochs: int | None = 500,
-                 time_limit: float | None = None, batch_size: int | None = None,
+                 max_seconds: float = math.inf, batch_size: int | None = None,
                  init_scale: float = 0.5, trace_every: int = 10, seed: int = 0):
         _check_positive("K", K, integer=True)
         _check_positive("seeds", seeds, integer=True)
         _check_positive("epochs", epochs, integer=True, allow_none=True)
-        _check_positive("time_limit", time_limit, allow_none=True)
         _check_positive("batch_size", batch_size, integer=True, allow_none=True)
         _check_positive("init_scale", init_scale)
         _check_positive("trace_every", trace_every, integer=True)
-        if epochs is None and time_limit is None:
-            raise ValueError("give epochs or time_limit (or both), got neither")
+        max_seconds = check_budget(max_seconds)
+        if epochs is None and math.isinf(max_seconds):
+            raise ValueError("give epochs or a finite max_seconds (or both), got neither")
         lrs = tuple(lrs)
         if not lrs:
             raise ValueError("lrs must hold at least one learning rate, got an empty grid")
         for lr in lrs:
             _check_positive("learning rate", lr)
         self.K, self.lrs, self.seeds = int(K), tuple(map(float, lrs)), int(seeds)
-        self.epochs, self.time_limit, self.batch_size = epochs, time_limit, batch_size
+        self.epochs, self.max_seconds, self.batch_size = epochs, max_seconds, batch_size
         self.init_scale = float(init_scale)
         self.trace_every, self.seed = int(trace_every), int(seed)
 
@@ -123,15 +128,14 @@ class NetworkBaseline(Solver):
         return net
 
     # the loop -----------------------------------------------------------------------------------
-    def supports(self, problem: Problem) -> tuple[bool, str]:
-        if problem.depth != 3:
-            return False, f"network baselines train depth-3 networks, got depth {problem.depth}"
-        return True, ""
+    @property
+    def run_seconds(self) -> float:
+        """The time budget of one (lr, seed) run."""
+        return self.max_seconds / (len(self.lrs) * self.seeds)
 
-    def solve(self, problem: Problem) -> Result:
-        ok, why = self.supports(problem)
-        if not ok:
-            raise ValueError(f"{self.name} cannot train this problem: {why}")
+    def solve(self, problem: Problem, warm_start: Result | None = None) -> Result:
+        """Train the grid from random starts (``warm_start`` is accepted and ignored)."""
+        self.check_supported(problem)
         X = torch.tensor(problem.X, dtype=torch.float64)
         y = torch.tensor(problem.y, dtype=torch.float64)
         runs, best = [], None
@@ -165,7 +169,7 @@ class NetworkBaseline(Solver):
         opt = self.make_optimizer(net.parameters(), lr)
         clock, epoch, steps, status, trace = 0.0, 0, 0, "max_iterations", []
         while self.epochs is None or epoch < self.epochs:
-            if self.time_limit is not None and clock >= self.time_limit:
+            if clock >= self.run_seconds:
                 status = "time_limit"
                 break
             start = time.perf_counter()

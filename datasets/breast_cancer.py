@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_breast_cancer
 
-from .base import Dataset, split, standardize
+from .base import Dataset, dataset, split, standardize
 
 
+@dataset()
 def breast_cancer(n: int | None = None, seed: int = 0) -> Dataset:
     data = load_breast_cancer()
     y = np.where(data.target == 1, 1.0, -1.0)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_iris
 
-from .base import Dataset, split, standardize
+from .base import Dataset, dataset, split, standardize
 
 
+@dataset()
 def iris(n: int | None = None, seed: int = 0) -> Dataset:
     """112 train / 38 test rows, d = 5 (4 features and a ones column), classes 0, 1, 2."""
     data = load_iris()

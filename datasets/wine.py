@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_wine
 
-from .base import Dataset, split, standardize
+from .base import Dataset, dataset, split, standardize
 
 
+@dataset()
 def wine(n: int | None = None, seed: int = 0, positive_class: int = 0) -> Dataset:
     data = load_wine()
     if positive_class not in set(data.target.tolist()):

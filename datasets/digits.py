@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
-from .base import Dataset, split, standardize
+from .base import Dataset, dataset, split, standardize
 
 
+@dataset()
 def digits(n: int | None = None, seed: int = 0) -> Dataset:
     """1348 train / 449 test rows, d = 65 (64 pixels and a ones column), classes 0..9.
 

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 
 Task = Literal["binary", "multiclass", "regression"]
+Loader = Callable[..., "Dataset"]
+LOADERS: dict[str, Loader] = {}
+SYNTHETIC: set[str] = set()
+
+
+def dataset(synthetic: bool = False, name: str | None = None) -> Callable[[Loader], Loader]:
+    """Decorator registering a loader under ``name`` (default: the function's name).
+
+    ``synthetic`` loaders generate their data and take ``d`` (they scale in n and d); the
+    others load real data and subsample n.
+    """
+    def wrap(loader: Loader) -> Loader:
+        key = name or loader.__name__
+        if key in LOADERS and LOADERS[key] is not loader:
+            raise ValueError(f"dataset name {key!r} is registered twice")
+        LOADERS[key] = loader
+        if synthetic:
+            SYNTHETIC.add(key)
+        return loader
+    return wrap
 
 
 @dataclass(frozen=True, eq=False)

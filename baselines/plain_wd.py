@@ -22,6 +22,10 @@ class PlainWeightDecay(NetworkBaseline):
 
     name = "plain-wd"
     project = False
+    benchmarked = False     # asv's SGD benchmarks compare NC objectives; this one is not NC
+    objective_kind = ("every layer penalized, W1 not projected: not NC; its NC objective is "
+                      "that of its network rescaled to be NC-feasible (same function), so "
+                      "compare it on accuracy only")
 
     def make_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)

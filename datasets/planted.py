@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Dataset
+from .base import Dataset, dataset
 
 
+@dataset(synthetic=True)
 def planted(n: int = 200, d: int = 10, seed: int = 0, noise: float = 0.1, m1: int = 2,
             K: int = 3, n_test: int | None = None, classification: bool = False) -> Dataset:
     """``y = sum_k ((X W1_k)_+ w2_k)_+ w3_k + noise``, X Gaussian with its last column ones.

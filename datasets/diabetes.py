@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_diabetes
 
-from .base import Dataset, split, standardize
+from .base import Dataset, dataset, split, standardize
 
 
+@dataset()
 def diabetes(n: int | None = None, seed: int = 0) -> Dataset:
     """332 train / 110 test rows, d = 11 (10 features and a ones column).
 
