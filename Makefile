@@ -33,6 +33,7 @@ bench-site: $(STAMP)
 	@if ls .asv/results/*/*-*.json > /dev/null 2>&1; then \
 		echo "bench-site: using the results stored in .asv/results (remove them to re-run asv)"; \
 	else \
+		echo "bench-site: no results in .asv/results: asv run --quick of the fast profile (~5 min)"; \
 		$(ASV) machine --yes > /dev/null && \
 		DUALNETS_ASV_PROFILE=fast $(ASV) run -E "$(ASV_ENV)" --quick \
 			--set-commit-hash "$$(git rev-parse HEAD)"; \
