@@ -176,3 +176,30 @@ def test_make_problem_with_networks_missing_file(tmp_path, capsys):
     code = main(["make-problem", "--dataset", "wine", "--patterns", "random:3,network",
                  "--networks", str(tmp_path / "absent.npz"), "-o", str(tmp_path / "p.npz")])
     assert code == 2 and "absent.npz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["clarabel+dual-search", "al+dual-search:clarabel"])
+def test_method_search_takes_the_runs_search_settings(method):
+    """``dual-search`` and ``dual-search:SOLVER`` honour the same [search] settings."""
+    from dualnets.runner import RunSpec, run
+
+    spec = RunSpec("wine", method, n=30, patterns=3, timeout=60,
+                   search={"max_rounds": 1, "starts": 16, "steps": 10})
+    row = run(spec).row
+    assert row["status"] == "optimal", row["message"]
+    rounds = int(row["message"].split("dual-search: ")[1].split(" rounds")[0])
+    assert 1 <= rounds <= 2      # round 0, then at most max_rounds = 1 searched rounds
+
+
+def test_method_parse_errors():
+    from dualnets.method import Method
+
+    parsed = Method.parse("al+network:adam:20+dual-search:clarabel")
+    assert (parsed.solver, parsed.search_solver, parsed.uses_networks) == ("al", "clarabel", True)
+    assert Method.parse("al+dual-search").search_solver == "al"
+    with pytest.raises(ValueError, match="dual-search must be its last strategy"):
+        Method.parse("al+dual-search+network")
+    with pytest.raises(ValueError, match="unknown solver 'nope'"):
+        Method.parse("al+dual-search:nope")
+    with pytest.raises(ValueError, match="takes no pattern strategies"):
+        Method.parse("adam+network")
