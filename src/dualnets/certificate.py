@@ -8,7 +8,8 @@ and scale ``(v, lam)`` by the ``t`` in ``[0, beta / max_g ||(A'v - B'lam)_g||]``
 ``-t v'y - t^2/2 ||v||^2`` (this contains the design's ``t = min(1, ...)`` and is never worse).
 
 This module is the one home of these formulas: :func:`primal_value`, :func:`dual_value`,
-:func:`best_dual_scale`, :func:`relative_gap` and the certification rule :func:`is_certified`
+:func:`best_dual_scale` (all three at once: :func:`primal_and_dual`), :func:`relative_gap` and
+the certification rule :func:`is_certified`
 take numpy arrays or torch tensors (any device), and every solver, the gated relaxation,
 dual-search and the rebuild call them.
 """
@@ -61,6 +62,13 @@ def relative_gap(primal: float, dual: float) -> float:
     return (primal - dual) / max(abs(primal), TINY)
 
 
+def primal_and_dual(v, y, Z, beta: float, worst: float) -> tuple[float, float, float]:
+    """``(P, D, t)`` at the residual ``v = A z - y``: the primal value, the dual value of
+    ``t v`` at the best feasible scale ``t``, given ``worst = max_g ||(A'v - B'lam)_g||``."""
+    t = best_dual_scale(v, y, feasible_scale(worst, beta))
+    return primal_value(v, Z, beta), dual_value(v, y, t), t
+
+
 def is_certified(rel_gap: float, violation: float, gap_tol: float = GAP_TOL,
                  violation_tol: float = VIOLATION_TOL) -> bool:
     """The one certification rule: ``|relative gap| <= gap_tol`` and ``violation <=
@@ -107,10 +115,8 @@ def certify(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
     lam_inner = None if lam_inner is None else np.maximum(np.asarray(lam_inner, float), 0.0)
     lam_outer = None if lam_outer is None else np.maximum(np.asarray(lam_outer, float), 0.0)
     v = lift.predict(Z) - y
-    primal = primal_value(v, Z, beta)
     worst = float(np.linalg.norm(lift.adjoint(v, lam_inner, lam_outer), axis=1).max(initial=0.0))
-    t = best_dual_scale(v, y, feasible_scale(worst, beta))
-    dual = dual_value(v, y, t)
+    primal, dual, t = primal_and_dual(v, y, Z, beta, worst)
     rel_gap = relative_gap(primal, dual)
     viol = relative_violation(lift, y, Z)
     return Certificate(primal, dual, primal - dual, rel_gap, viol,

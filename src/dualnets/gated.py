@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .certificate import (GAP_TOL, best_dual_scale, dual_value, feasible_scale, is_certified,
-                          primal_value, relative_gap)
+from .certificate import GAP_TOL, is_certified, primal_and_dual, relative_gap
 from .lifting import Lifting
 
 
@@ -40,9 +39,7 @@ def gated_certificate(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
     """Group-lasso duality gap of the gated relaxation at Z (G, d)."""
     Z = np.asarray(Z, dtype=np.float64)
     v = lift.predict(Z) - y
-    primal = primal_value(v, Z, beta)
     worst = float(np.linalg.norm(lift.adjoint(v, None, None), axis=1).max(initial=0.0))
-    t = best_dual_scale(v, y, feasible_scale(worst, beta))
-    dual = dual_value(v, y, t)
+    primal, dual, t = primal_and_dual(v, y, Z, beta, worst)
     rel = relative_gap(primal, dual)
     return GatedCertificate(primal, dual, primal - dual, rel, is_certified(rel, 0.0, gap_tol), t)

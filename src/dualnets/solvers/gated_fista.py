@@ -15,8 +15,7 @@ import time
 import numpy as np
 import torch
 
-from ..certificate import (best_dual_scale, dual_value, feasible_scale, primal_value,
-                           relative_gap)
+from ..certificate import primal_and_dual, relative_gap
 from ..lifting import Lifting
 from ..problem import Problem
 from ..registry import register
@@ -29,9 +28,8 @@ from .torch_run import DEFAULT_TOL, Clock, RunState, to_numpy, warm_arrays
 
 def gated_gap(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: float):
     """(objective, relative gap) of the gated relaxation at Z, right after its gradient."""
-    primal = primal_value(ws.r, Z, beta)
     worst = float(torch.linalg.vector_norm(ws.grad, dim=1).max())
-    dual = dual_value(ws.r, ops.y, best_dual_scale(ws.r, ops.y, feasible_scale(worst, beta)))
+    primal, dual, _ = primal_and_dual(ws.r, ops.y, Z, beta, worst)
     return primal, relative_gap(primal, dual)
 
 

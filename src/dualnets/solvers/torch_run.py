@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..certificate import (best_dual_scale, dual_value, feasible_scale, is_certified,
-                           primal_value, relative_gap)
+from ..certificate import is_certified, primal_and_dual, relative_gap
 from ..lifting import Lifting
 from ..problem import Patterns, Problem
 from ..result import Result
@@ -65,9 +64,8 @@ def device_certificate(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: 
     ``ws.grad`` rows are ``(A'v - B'mu)_g`` with ``v = r``: the dual constraint of
     docs/design.md section 4.
     """
-    primal = primal_value(ws.r, Z, beta)
     worst = float(torch.linalg.vector_norm(ws.grad, dim=1).max())
-    dual = dual_value(ws.r, ops.y, best_dual_scale(ws.r, ops.y, feasible_scale(worst, beta)))
+    primal, dual, _ = primal_and_dual(ws.r, ops.y, Z, beta, worst)
     return Check(primal, relative_gap(primal, dual), ops.violation(ws) / y_scale)
 
 
