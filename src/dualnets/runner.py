@@ -51,7 +51,8 @@ class RunSpec:
     """Everything that defines one run; ``run_id`` hashes it (without ``timeout``).
 
     ``seed`` drives the method's randomness (pattern sampling, initialization); the data split
-    uses ``data_seed`` so that every method and seed sees the same data.  ``options`` are the
+    uses ``data_seed`` (and ``fold``, for datasets with folds) so that every method and seed
+    sees the same data.  ``options`` are the
     hyperparameters of this run's solver (keyword arguments of its class); ``search`` those of
     a trailing "dual-search" (:class:`dualnets.dual_search.SearchConfig` fields).
     """
@@ -66,6 +67,7 @@ class RunSpec:
     depth: int = 3
     patterns: int = 50
     data_seed: int = 0
+    fold: int | None = None
     options: dict = field(default_factory=dict)
     search: dict = field(default_factory=dict)
     ip_limit: int = DEFAULT_IP_LIMIT
@@ -73,7 +75,9 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        key = {k: v for k, v in asdict(self).items() if k != "timeout"}
+        # a fold left to the seed is not part of the key, so that ids predating folds stay
+        key = {k: v for k, v in asdict(self).items()
+               if k != "timeout" and not (k == "fold" and v is None)}
         return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def base_row(self) -> dict:
@@ -95,7 +99,7 @@ class Outcome:
 
 def build_problems(spec: RunSpec) -> tuple[Dataset, list[Problem]]:
     """The dataset and its problems: one, or one per class (one-vs-rest) for multiclass."""
-    data = load_dataset(spec.dataset, n=spec.n, seed=spec.data_seed,
+    data = load_dataset(spec.dataset, n=spec.n, seed=spec.data_seed, fold=spec.fold,
                         d=spec.d if is_synthetic(spec.dataset) else None)
     if data.task == "multiclass":
         C = data.n_classes

@@ -9,7 +9,7 @@ Config (see ``configs/example.toml``)::
     methods = ["clarabel", "adam", "al+dual-search"]
     seeds = [0, 1]           # or a count: seeds = 2
     timeout = 120            # seconds per run (optional)
-    [problem]                # beta, m1, depth, patterns (random P), data_seed, ip_limit
+    [problem]                # beta, m1, depth, patterns (random P), data_seed, fold, ip_limit
     [options.adam]           # keyword arguments of a solver's class
     epochs = 200
     [search]                 # dual-search budget (SearchConfig fields): starts, steps, ...
@@ -46,7 +46,7 @@ from .store import ResultStore
 TOP_KEYS = ("name", "datasets", "n", "d", "methods", "seeds", "timeout", "workers", "threads",
             "problem", "options", "search")
 PROBLEM_KEYS = {"beta": float, "m1": int, "depth": int, "patterns": int, "data_seed": int,
-                "ip_limit": int}
+                "fold": int, "ip_limit": int}
 FAILED = ("error", "timeout", "skipped")   # what --retry-failed runs again
 
 

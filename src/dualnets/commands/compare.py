@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="dataset name (see `dualnets datasets`)")
     parser.add_argument("--n", type=int, help="training rows (default 200, or all if fewer)")
     parser.add_argument("--d", type=int, help="features incl. the ones column (synthetic data)")
+    parser.add_argument("--fold", type=int,
+                        help="test fold of a dataset with folds (keel-*: 0-9; default seed %% 10)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings for a smoke run (n 60, 10 patterns, 2 seeds)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default reports/<dataset>)")
@@ -87,7 +89,8 @@ def specs(args: argparse.Namespace, cfg: dict) -> list[RunSpec]:
         searched = methods[i].searches
         patterns = SEARCH_START_PATTERNS if searched else cfg["patterns"]
         budget = cfg["budget"] * (SEARCH_BUDGET_FACTOR if searched else 1)
-        out += [RunSpec(args.dataset, names[i], seed, n=cfg["n"], d=args.d, beta=args.beta,
+        out += [RunSpec(args.dataset, names[i], seed, n=cfg["n"], d=args.d, fold=args.fold,
+                        beta=args.beta,
                         m1=args.m1, patterns=patterns, options=opts,
                         search=SEARCH if searched else {}, ip_limit=args.ip_limit,
                         timeout=budget) for seed in range(seeds)]
@@ -128,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--d: dataset {args.dataset!r} has a fixed d; only synthetic data scale d")
     cfg = settings(args)
     if not is_synthetic(args.dataset) and args.n is None:
-        cfg["n"] = min(cfg["n"], load_dataset(args.dataset).n)
-    load_dataset(args.dataset, n=cfg["n"], d=args.d)   # a size error is one line, not N rows
+        cfg["n"] = min(cfg["n"], load_dataset(args.dataset, fold=args.fold).n)
+    # a size or fold error is one line, not N rows
+    load_dataset(args.dataset, n=cfg["n"], d=args.d, fold=args.fold)
     todo = specs(args, cfg)
     out = Path(args.out or f"reports/{args.dataset}")
     store = ResultStore(out / "results")

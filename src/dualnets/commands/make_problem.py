@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="dataset name (see `dualnets datasets`)")
     parser.add_argument("--n", type=int, help="number of training rows")
     parser.add_argument("--d", type=int, help="number of features (synthetic datasets)")
+    parser.add_argument("--fold", type=int,
+                        help="test fold of a dataset with folds (keel-*: 0-9; default seed %% 10)")
     parser.add_argument("--patterns", default="random:50", metavar="SPEC",
                         help="random:P (or just P), exhaustive, ... (default random:50)")
     parser.add_argument("--m1", type=int, default=2, help="first-layer width (default 2)")
@@ -32,7 +34,7 @@ def normalize_spec(spec: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = load_dataset(args.dataset, n=args.n, d=args.d, seed=args.seed)
+    data = load_dataset(args.dataset, n=args.n, d=args.d, seed=args.seed, fold=args.fold)
     if data.task == "multiclass":
         raise ValueError(f"dataset {args.dataset!r} is multiclass; pick a binary or regression one")
     problem = Problem(data.X_train, data.y_train, args.beta, args.m1, depth=args.depth,
