@@ -10,7 +10,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("solve", "make_problem", "datasets", "sweep", "report", "compare", "train")
+COMMANDS = ("solve", "make_problem", "datasets", "sweep", "report", "compare", "train",
+            "headroom")
 EXIT_BAD_INPUT = 2
 
 
