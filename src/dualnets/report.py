@@ -196,6 +196,55 @@ def compare_rows(runs: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def _who(r) -> str:
+    return f"{label(r['method'], r['model'], r.get('objective_kind'))} (seed {r['seed']})"
+
+
+def verdict(runs: pd.DataFrame) -> list[str]:
+    """The plain answer a comparison opens with: which method reached the lowest NC
+    objective and the best test accuracy, and whether the best convex network is certified
+    over its patterns (and globally, where the run has a global certificate)."""
+    done = runs[~runs["status"].isin(FAILED)]
+    nc = done[np.isfinite(done["network_objective"].astype(float))]
+    if nc.empty:
+        return ["No run finished with a network: nothing to compare."]
+    lines = []
+    low = nc.loc[nc["network_objective"].astype(float).idxmin()]
+    lines.append(f"Lowest NC objective: {_who(low)}, {low['network_objective']:.6g}.")
+    convex = nc[nc["model"] == "relu"]
+    networks = nc[nc["model"].isin(BASELINE_MODELS)]
+    if not convex.empty and not networks.empty:
+        c = convex.loc[convex["network_objective"].astype(float).idxmin()]
+        b = networks.loc[networks["network_objective"].astype(float).idxmin()]
+        diff = (float(b["network_objective"]) - float(c["network_objective"])) / \
+            abs(float(b["network_objective"]))
+        side = "below" if diff > 0 else "above"
+        lines.append(f"Best convex network: {_who(c)}, {c['network_objective']:.6g}, "
+                     f"{abs(100 * diff):.3g}% {side} the best SGD/Adam network "
+                     f"({_who(b)}, {b['network_objective']:.6g}); "
+                     + (f"certified optimal over its {int(c['n_patterns'])} patterns "
+                        f"(relative gap {float(c['relative_gap']):.1e})" if c["certified"] else
+                        f"not certified (relative gap {float(c['relative_gap']):.2g})") + "; "
+                     + _global(c) + ".")
+    acc = done[np.isfinite(done["test_accuracy"].astype(float))]
+    if not acc.empty:
+        top = acc.loc[acc["test_accuracy"].astype(float).idxmax()]
+        tied = acc[acc["test_accuracy"].astype(float) == float(top["test_accuracy"])]
+        lines.append(f"Best test accuracy: {float(top['test_accuracy']):.4g}, reached by "
+                     + ", ".join(dict.fromkeys(_who(r) for _, r in tied.iterrows())) + ".")
+    return lines
+
+
+def _global(r) -> str:
+    """Whether the run's network is certified globally optimal (all patterns)."""
+    flag = r.get("globally_certified")
+    if flag is None or (isinstance(flag, float) and np.isnan(flag)) or flag is pd.NA:
+        return "no global certificate (its patterns were not priced exactly)"
+    if bool(flag):
+        return f"globally optimal: certified over all patterns (global gap {r['global_gap']:.1e})"
+    return f"not certified globally (global gap {float(r['global_gap']):.2g})"
+
+
 def compare_report(runs: pd.DataFrame, traces: pd.DataFrame, out: str | Path,
                    title: str, settings: dict) -> Path:
     """Figures and report.md of ``dualnets compare`` in ``out``; returns the report path."""
@@ -212,7 +261,8 @@ def compare_report(runs: pd.DataFrame, traces: pd.DataFrame, out: str | Path,
         "gap_vs_time.png": gap_figure(done, traces, out / "gap_vs_time.png", note),
     }
     best = best_certified(done)
-    lines = [f"# {title}", "", ", ".join(f"{k} = {v}" for k, v in settings.items()), "",
+    lines = [f"# {title}", "", *[f"**{line}**" for line in verdict(runs)], "",
+             ", ".join(f"{k} = {v}" for k, v in settings.items()), "",
              markdown_table(compare_rows(runs), COMPARE_COLUMNS), ""]
     lines += _notes(runs, best)
     for name, made in figures.items():

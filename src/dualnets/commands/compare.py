@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..datasets import check_name, is_synthetic, load_dataset
-from ..report import COMPARE_COLUMNS, compare_report, compare_rows
+from ..report import COMPARE_COLUMNS, compare_report, compare_rows, verdict
 from ..method import Method
 from ..runner import DEFAULT_IP_LIMIT, RunSpec
 from ..store import ResultStore
@@ -152,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
              "threads": args.threads}
     print_table(compare_rows(runs), COMPARE_COLUMNS,
                 title=f"{title} (" + ", ".join(f"{k} {v}" for k, v in shown.items()) + ")")
+    for line in verdict(runs):
+        print(line)
     path = compare_report(runs, traces, out, title, shown)
     print(f"wrote {path} and its figures")
     return 0
