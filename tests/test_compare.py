@@ -76,8 +76,9 @@ def test_unknown_method_is_an_error_row_naming_the_choices():
 def test_unknown_dataset_one_line_error_exit_2(tmp_path, capsys):
     assert main(["compare", "--dataset", "mnist", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert err == "dualnets: error: unknown dataset 'mnist'; choose one of breast_cancer, " \
-                  "diabetes, digits, iris, planted, spirals, wine\n"
+    assert err.startswith("dualnets: error: unknown dataset 'mnist'; choose one of "
+                          "breast_cancer, diabetes, digits, iris, ")
+    assert err.endswith(", planted, spirals, wine\n") and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
 
 
