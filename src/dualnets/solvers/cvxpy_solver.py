@@ -161,7 +161,7 @@ class CvxpySolver(Solver):
             self.name, status, Z=Z, lam_inner=lam_in, lam_outer=lam_out,
             setup_seconds=build + compile_seconds, solve_seconds=wall - compile_seconds,
             iterations=int(stats.num_iters or 0), message=str(model.problem.status),
-            info={"backend_solve_seconds": stats.solve_time},
+            info={"backend_solve_seconds": stats.solve_time, "patterns": problem.patterns},
         )
 
 
