@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..datasets import check_name, is_synthetic, load_dataset
+from ..outputs import check_folder
 from ..report import COMPARE_COLUMNS, compare_report, compare_rows
 from ..runner import DEFAULT_IP_LIMIT, Method, RunSpec
 from ..store import ResultStore
@@ -131,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     load_dataset(args.dataset, n=cfg["n"], d=args.d)   # a size error is one line, not N rows
     todo = specs(args, cfg)
     out = Path(args.out or f"reports/{args.dataset}")
+    check_folder(out, "--out")
     store = ResultStore(out / "results")
     shutil.rmtree(store.root, ignore_errors=True)   # a comparison is always run afresh
     run_all(todo, store, args.threads)

@@ -14,6 +14,7 @@ import argparse
 from ..baselines import BASELINES
 from ..io import load_problem
 from ..metrics import evaluate
+from ..outputs import atomic_open, check_file
 from ..registry import get_solver
 from .common import print_table, write_json
 
@@ -46,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_file(args.json, "--json")
+    check_file(args.save_network, "--save-network")
     problem = load_problem(args.problem)
     options = dict(K=args.K, seeds=args.seeds, seed=args.seed, epochs=args.epochs,
                    time_limit=args.time_limit, batch_size=args.batch_size)
@@ -75,5 +78,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, summary)
     if args.save_network and result.network is not None:
-        result.network.save(args.save_network)
+        with atomic_open(args.save_network, "wb") as fh:
+            result.network.save(fh)
     return 0 if result.network is not None else 1
