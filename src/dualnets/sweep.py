@@ -37,17 +37,23 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from . import validate
 from .datasets import check_name, is_synthetic, load_dataset
 from .dual_search import SearchConfig
-from .registry import available_solvers
+from .options import typed_options
+from .registry import available_solvers, solver_class
 from .runner import TIMING_COLUMNS, Method, Outcome, RunSpec, make_solver, \
     run_safely
 from .store import ResultStore
 
 TOP_KEYS = ("name", "datasets", "n", "d", "methods", "seeds", "timeout", "workers", "threads",
             "problem", "options", "search")
-PROBLEM_KEYS = {"beta": float, "m1": int, "depth": int, "patterns": int, "data_seed": int,
-                "ip_limit": int}
+# [problem] keys: the check of each (dualnets.validate) and its range
+PROBLEM_KEYS = {"beta": (validate.real, {"above": 0}), "m1": (validate.integer, {"minimum": 1}),
+                "depth": (validate.integer, {"choices": (2, 3)}),
+                "patterns": (validate.integer, {"minimum": 1}),
+                "data_seed": (validate.integer, {"minimum": 0}),
+                "ip_limit": (validate.integer, {"minimum": 1})}
 FAILED = ("error", "timeout", "skipped")   # what --retry-failed runs again
 
 
@@ -129,14 +135,14 @@ def _problem(raw: dict) -> dict:
     problem = raw.get("problem", {})
     if not isinstance(problem, dict):
         raise ValueError(f"[problem] must be a table, got {problem!r}")
+    out = {}
     for key, value in problem.items():
-        kind = PROBLEM_KEYS.get(key)
-        if kind is None:
+        if key not in PROBLEM_KEYS:
             raise ValueError(f"unknown key {key!r} in [problem]; expected {', '.join(PROBLEM_KEYS)}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                (kind is int and not isinstance(value, int)):
-            raise ValueError(f"problem.{key} must be {kind.__name__}, got {value!r}")
-    return dict(problem)
+        check, limits = PROBLEM_KEYS[key]
+        typed = check(f"problem.{key}", value, **limits)
+        out[key] = value if check is validate.real else typed   # beta as written: same run ids
+    return out
 
 
 def _options(raw: dict, methods: list[str]) -> dict:
@@ -151,6 +157,7 @@ def _options(raw: dict, methods: list[str]) -> dict:
             raise ValueError(f"options given for {solver!r}, which no method uses")
         if solver in available_solvers():   # check the hyperparameters now, not in every run
             try:
+                typed_options(solver_class(solver), opts, f"solver {solver!r}")
                 make_solver(Method(solver), RunSpec("config", solver, options=opts))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"options.{solver}: {exc}") from None
@@ -163,8 +170,8 @@ def _search(raw: dict) -> dict:
     if not isinstance(search, dict):
         raise ValueError(f"[search] must be a table, got {search!r}")
     try:
-        SearchConfig(**search)
-    except TypeError as exc:
+        SearchConfig(**typed_options(SearchConfig, search, "[search]"))
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"[search]: {exc}") from None
     return search
 
@@ -183,9 +190,8 @@ def parse_config(raw: dict, default_name: str = "sweep") -> SweepConfig:
     seeds = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) and \
         seeds > 0 else _int_list("seeds", seeds, 0)
     timeout = raw.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or timeout <= 0):
-        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    if timeout is not None:
+        validate.real("timeout", timeout, above=0)
     workers, threads = (_positive_int(k, raw.get(k, 1)) for k in ("workers", "threads"))
     return SweepConfig(str(raw.get("name", default_name)), _grid(raw), methods, seeds,
                        _problem(raw), _options(raw, methods), _search(raw), timeout, workers,
@@ -193,12 +199,22 @@ def parse_config(raw: dict, default_name: str = "sweep") -> SweepConfig:
 
 
 def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a whole config file: every error is one line naming the file."""
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep config not found: {path}")
+    data = path.read_bytes()
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text TOML file (byte {data[exc.start]:#04x} at offset "
+                         f"{exc.start} is not UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, default_name=path.stem)
+    try:
+        return parse_config(raw, default_name=path.stem)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 # execution ------------------------------------------------------------------------------------
