@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 COMMANDS = ("solve", "make_problem", "datasets", "sweep", "report", "compare", "train")
@@ -41,6 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr(logging.Handler):
+    """Warnings of the library (e.g. a quarantined store file) as ``dualnets: warning: ...``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"dualnets: warning: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("dualnets")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        logger.addHandler(_Stderr(logging.WARNING))
+        logger.setLevel(logging.WARNING)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -48,6 +63,7 @@ def _first_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = None
+    _show_warnings()
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
