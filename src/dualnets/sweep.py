@@ -26,7 +26,6 @@ import multiprocessing as mp
 import os
 import signal
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -38,6 +37,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from . import validate
+from .claims import ClaimQueue, Claims, WorkQueue
 from .datasets import check_name, is_synthetic, load_dataset
 from .dual_search import SearchConfig
 from .options import typed_options
@@ -251,9 +251,25 @@ def _die_with_parent() -> None:
 
 
 def _child(spec: RunSpec, conn, threads: int, networks: list | None, keep: bool) -> None:
+    # Ctrl-C is the parent's to handle (it kills the workers): no worker traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _die_with_parent()
     conn.send(execute(spec, threads, networks, keep))
     conn.close()
+
+
+def _start(ctx, spec: RunSpec, threads: int, networks: list | None, keep: bool):
+    """Fork a worker for ``spec`` with SIGINT blocked until it ignores it."""
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, daemon=True, args=(spec, send, threads, networks, keep))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    send.close()
+    return recv, proc
 
 
 def hard_limit(timeout: float | None) -> float:
@@ -270,24 +286,24 @@ def warm_up() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def run_local(specs: list[RunSpec], workers: int, threads: int, networks: list | None = None,
-              keep_networks: bool = False) -> Iterator[Outcome]:
+def run_local(specs: list[RunSpec] | WorkQueue, workers: int, threads: int,
+              networks: list | None = None, keep_networks: bool = False) -> Iterator[Outcome]:
     """Run each spec in a forked process, ``workers`` at a time, yielding as they finish
-    (``networks`` and ``keep_networks``: see :func:`dualnets.runner.run`)."""
+    (``networks`` and ``keep_networks``: see :func:`dualnets.runner.run`).  A
+    :class:`~dualnets.claims.ClaimQueue` hands out only the runs this sweep claimed."""
     ctx = mp.get_context("fork")
-    if specs:
+    queue = specs if isinstance(specs, WorkQueue) else WorkQueue(specs)
+    if not queue.done:
         warm_up()
-    queue, running = deque(specs), {}
+    running = {}
     try:
-        while queue or running:
-            while queue and len(running) < workers:
-                spec = queue.popleft()
-                recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, daemon=True,
-                                   args=(spec, send, threads, networks, keep_networks))
-                proc.start()
-                send.close()
+        while not queue.done or running:
+            while len(running) < workers and (spec := queue.take()) is not None:
+                recv, proc = _start(ctx, spec, threads, networks, keep_networks)
                 running[recv] = (proc, spec, time.monotonic())
+            if not running:   # every run left is another sweep's: look again soon
+                time.sleep(0.2)
+                continue
             for conn in wait(list(running), timeout=0.2):
                 proc, spec, started = running.pop(conn)
                 try:
@@ -310,24 +326,32 @@ def run_local(specs: list[RunSpec], workers: int, threads: int, networks: list |
     finally:
         for proc, _, _ in running.values():
             proc.kill()
+            proc.join()
 
 
-def run_dask(specs: list[RunSpec], address: str, threads: int) -> Iterator[Outcome]:
-    """Submit every spec to the Dask scheduler at ``address``, yielding as runs finish.
+def run_dask(specs: list[RunSpec] | WorkQueue, address: str, threads: int) -> Iterator[Outcome]:
+    """Submit the specs to the Dask scheduler at ``address``, yielding as runs finish; with a
+    :class:`~dualnets.claims.ClaimQueue` the client claims each run before submitting it.
 
     Timeouts are those of the solvers' own limits (``time_limit`` / ``max_seconds``): a Dask
     worker thread cannot be killed from the client.
     """
     from distributed import Client, as_completed
 
+    queue = specs if isinstance(specs, WorkQueue) else WorkQueue(specs)
     with Client(address, timeout="20s") as client:
-        by_key = {}
-        for spec in specs:
-            future = client.submit(execute, spec, threads, pure=False,
-                                   key=f"dualnets-run-{spec.run_id}-{time.time_ns()}")
-            by_key[future.key] = (future, spec, time.monotonic())
-        for future in as_completed([f for f, _, _ in by_key.values()]):
-            _, spec, started = by_key[future.key]
+        by_key, finished = {}, as_completed()
+        while not queue.done or finished.count():
+            while (spec := queue.take()) is not None:
+                future = client.submit(execute, spec, threads, pure=False,
+                                       key=f"dualnets-run-{spec.run_id}-{time.time_ns()}")
+                by_key[future.key] = (spec, time.monotonic())
+                finished.add(future)
+            if not finished.has_ready():
+                time.sleep(0.05)
+                continue
+            future = next(finished)
+            spec, started = by_key.pop(future.key)
             try:
                 yield future.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker or task is a failed run
@@ -345,6 +369,15 @@ def pending_specs(specs: list[RunSpec], store: ResultStore, retry_failed: bool) 
     return [s for s in specs if s.run_id not in done]
 
 
+def stored_since(store: ResultStore, run_id: str, started: float, retry_failed: bool) -> bool:
+    """Whether a run is stored (readably); with ``retry_failed``, a failed run counts only when
+    stored after ``started`` (by this sweep or a concurrent one)."""
+    row = store.row(run_id)
+    if row is None:
+        return False
+    return not retry_failed or row["status"] not in FAILED or row["finished_at"] >= started
+
+
 def run_sweep(config: SweepConfig, out: str | Path, scheduler: str | None = None,
               workers: int | None = None, retry_failed: bool = False, progress: bool = True):
     """Run the missing runs of ``config`` into the store at ``out``; return this sweep's table."""
@@ -358,14 +391,26 @@ def run_sweep(config: SweepConfig, out: str | Path, scheduler: str | None = None
     todo = pending_specs(specs, store, retry_failed)
     print(f"sweep {config.name!r}: {len(specs)} runs, {len(specs) - len(todo)} already stored "
           f"in {out}, {len(todo)} to run" + (f" on {scheduler}" if scheduler else ""))
-    outcomes = run_dask(todo, scheduler, config.threads) if scheduler else \
-        run_local(todo, workers or config.workers, config.threads)
-    with tqdm(total=len(todo), disable=not progress or not todo, unit="run") as bar:
-        for outcome in outcomes:
-            store.write(outcome)
-            bar.set_postfix_str(f"{outcome.row['dataset']} {outcome.row['method']} "
-                                f"{outcome.row['status']}", refresh=False)
-            bar.update(1)
+    claims, started = Claims(store.root), time.time()
+    queue = ClaimQueue(todo, claims, lambda run_id: stored_since(store, run_id, started,
+                                                                 retry_failed))
+    outcomes = run_dask(queue, scheduler, config.threads) if scheduler else \
+        run_local(queue, workers or config.workers, config.threads)
+    ran = 0
+    try:
+        with tqdm(total=len(todo), disable=not progress or not todo, unit="run") as bar:
+            for outcome in outcomes:
+                store.write(outcome)
+                claims.release(outcome.row["run_id"])
+                ran += 1
+                bar.set_postfix_str(f"{outcome.row['dataset']} {outcome.row['method']} "
+                                    f"{outcome.row['status']}", refresh=False)
+                bar.update(1)
+    finally:
+        outcomes.close()     # kill the workers still running, then free their claims
+        claims.release_all()
+    print(f"sweep {config.name!r}: ran {ran} of the {len(todo)} runs here" +
+          ("; another sweep on this store ran the others" if ran < len(todo) else ""))
     runs = store.runs()
     return runs[runs["run_id"].isin(set(ids))].reset_index(drop=True)
 
