@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..datasets import check_name, is_synthetic, load_dataset
 from ..outputs import check_folder
-from ..report import COMPARE_COLUMNS, compare_report, compare_rows
+from ..report import COMPARE_COLUMNS, FAILED_COLUMNS, compare_report, compare_rows, failed_rows
 from ..runner import DEFAULT_IP_LIMIT, Method, RunSpec
 from ..store import ResultStore
 from ..sweep import run_local
@@ -149,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
              "threads": args.threads}
     print_table(compare_rows(runs), COMPARE_COLUMNS,
                 title=f"{title} (" + ", ".join(f"{k} {v}" for k, v in shown.items()) + ")")
+    failed = failed_rows(runs)
+    if failed:
+        print_table(failed, FAILED_COLUMNS, title="Failed runs (no result)")
     path = compare_report(runs, traces, out, title, shown)
     print(f"wrote {path} and its figures")
     return 0
