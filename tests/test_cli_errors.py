@@ -174,3 +174,16 @@ def test_solve_json_when_the_solver_returns_nothing(name, problem, tmp_path, mon
     assert row["active_subnetworks"] is None and row["certified"] is False
     assert row["status"] == "error" and row["solver"] == name and row["n_patterns"] == 4
     no_tmp_left(tmp_path)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--beta", "nan"], "--beta must be finite, got nan"),
+    (["--beta", "1e300"], r"--beta must be at most 1e+150 in magnitude"),
+    (["--budget", "nan"], "--budget must be finite, got nan"),
+    (["--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+])
+def test_compare_numbers_checked_before_any_run(tmp_path, capsys, argv, match):
+    assert main(["compare", "--dataset", "wine", "--quick", "--out", str(tmp_path / "o"),
+                 *argv]) == 2
+    assert match in one_line(capsys)
+    assert not (tmp_path / "o").exists()

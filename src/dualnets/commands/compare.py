@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .. import validate
 from ..datasets import check_name, is_synthetic, load_dataset
 from ..outputs import check_folder
 from ..report import COMPARE_COLUMNS, FAILED_COLUMNS, compare_report, compare_rows, failed_rows
@@ -68,8 +69,12 @@ def settings(args: argparse.Namespace) -> dict:
     base = QUICK if args.quick else FULL
     picked = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in base.items()}
     for key, value in picked.items():
-        if value is not None and value < 1:
-            raise ValueError(f"--{key} must be >= 1, got {value}")
+        flag = f"--{key.replace('_', '-')}"
+        if key == "budget":
+            validate.real(flag, value, at_least=1)
+        elif value is not None:
+            validate.integer(flag, value, minimum=1)
+    validate.real("--beta", args.beta, above=0)
     return picked
 
 
