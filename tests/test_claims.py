@@ -8,8 +8,11 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from dualnets.claims import ClaimQueue, Claims
 from dualnets.store import ResultStore
@@ -36,6 +39,14 @@ def sweep_process(cfg: Path, out: Path, *extra: str) -> subprocess.Popen:
 
 def claim_files(root: Path) -> list[Path]:
     return list((root / "claims").glob("*.claim"))
+
+
+def sigint_taken(pid: int) -> bool:
+    """Whether SIGINT is neither blocked nor ignored in the process (Linux /proc)."""
+    status = dict(line.split(":\t", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+    bit = 1 << (signal.SIGINT - 1)
+    return not (int(status["SigBlk"], 16) & bit or int(status["SigIgn"], 16) & bit)
 
 
 def dead_pid() -> int:
@@ -122,10 +133,46 @@ def test_ctrl_c_one_line_exit_130_stored_runs_kept(tmp_path):
                and claim_files(store.root)) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)                      # adam is training in its worker
+    assert sigint_taken(proc.pid), "the sweep process blocks or ignores SIGINT"
     os.killpg(proc.pid, signal.SIGINT)   # what Ctrl-C in a terminal does
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     assert proc.returncode == 130, err
     assert err == "dualnets: interrupted\n"
     assert "ForkProcess" not in err and "Traceback" not in err
     assert list(store.runs()["method"]) == ["clarabel"]      # the finished run is kept
     assert claim_files(store.root) == []                       # the in-flight claim released
+
+
+def test_dask_client_claims_before_submitting(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(CONFIG.replace("n = [20, 24, 28]", "n = [20]").replace("seeds = 4",
+                                                                            "seeds = 3"))
+    config = load_config(cfg)
+    held = config.specs()[1].run_id
+    claims = Claims(tmp_path / "store")
+    claims.folder.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    claims.path(held).write_text(f'{{"pid": {sleeper.pid}, "host": "{claims.host}"}}')
+    store = ResultStore(tmp_path / "store")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  protocol="tcp", dashboard_address=None) as cluster:
+        sweep = threading.Thread(target=run_sweep, args=(config, store.root),
+                                 kwargs=dict(scheduler=cluster.scheduler_address,
+                                             progress=False))
+        sweep.start()
+        deadline = time.monotonic() + 120
+        while len(store.finished()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert store.finished() == {s.run_id for s in config.specs()} - {held}
+        assert sweep.is_alive()                  # waiting for the run another sweep holds
+        sleeper.kill()
+        sleeper.wait()                            # its claim is now stale: taken over
+        sweep.join(timeout=120)
+    assert not sweep.is_alive() and len(store.finished()) == 3
+    assert claim_files(store.root) == []

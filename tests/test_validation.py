@@ -122,14 +122,14 @@ OPTION_PROBES = [
     ("clarabel", "tol=abc", r"option 'tol' of solver 'clarabel' must be a number, got 'abc'"),
     ("clarabel", "tol=nan", r"option 'tol' of solver 'clarabel' must be a finite number, got nan"),
     ("clarabel", "tol=inf", r"option 'tol' of solver 'clarabel' must be a finite number, got inf"),
-    ("clarabel", "tol=-1", r"bad --solver-option for 'clarabel': tol must be > 0, got -1"),
+    ("clarabel", "tol=-1", r"error: tol must be > 0, got -1.0$"),
     ("clarabel", "max_iters=abc", r"option 'max_iters' of solver 'clarabel' must be an integer"),
     ("al", "max_iters=2.5", r"option 'max_iters' of solver 'al' must be an integer, got '2.5'"),
     ("al", "max_seconds=nan", r"option 'max_seconds' of solver 'al' must be a finite number"),
     ("al", "gap_tol=abc", r"option 'gap_tol' of solver 'al' must be a number or none, got 'abc'"),
     ("al", "line_search=maybe", r"option 'line_search' of solver 'al' must be true or false"),
     ("al", "wings=2", r"unknown option 'wings' for solver 'al'; it takes device, dtype, gap_tol"),
-    ("al", "inner=bogus", r"bad --solver-option for 'al': inner must be one of"),
+    ("al", "inner=bogus", r"error: inner must be one of \('auto', 'newton', 'fista'\)"),
     ("al", "=3", r"--solver-option needs KEY=VALUE, got '=3'"),
 ]
 

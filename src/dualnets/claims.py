@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -24,6 +25,7 @@ from typing import Callable, Generic, Iterable, TypeVar
 POLL_SECONDS = 0.5          # how often claims held by other sweeps are looked at again
 UNWRITTEN_SECONDS = 10.0    # a claim file still empty after this is the trace of a crash
 Spec = TypeVar("Spec")
+log = logging.getLogger(__name__)
 
 
 def pid_alive(pid: int) -> bool:
@@ -124,7 +126,7 @@ class ClaimQueue(WorkQueue[Spec]):
         super().__init__(specs)
         self.claims, self.stored = claims, stored
         self.waiting: dict[str, Spec] = {}
-        self.next_look = 0.0
+        self.next_look, self.announced = 0.0, False
 
     def take(self) -> Spec | None:
         while self.fresh:
@@ -147,6 +149,11 @@ class ClaimQueue(WorkQueue[Spec]):
     def _from_waiting(self) -> Spec | None:
         if not self.waiting or time.monotonic() < self.next_look:
             return None
+        if not self.announced:
+            self.announced = True
+            log.warning("waiting for %d run(s) claimed by another sweep; a claim in %s left by "
+                        "a sweep that died on another host stays until its file is removed",
+                        len(self.waiting), self.claims.folder)
         self.next_look = time.monotonic() + POLL_SECONDS
         for run_id, spec in list(self.waiting.items()):
             if self.stored(run_id):

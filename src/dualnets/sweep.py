@@ -26,6 +26,7 @@ import multiprocessing as mp
 import os
 import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -259,15 +260,22 @@ def _child(spec: RunSpec, conn, threads: int, networks: list | None, keep: bool)
     conn.close()
 
 
-def _start(ctx, spec: RunSpec, threads: int, networks: list | None, keep: bool):
-    """Fork a worker for ``spec`` with SIGINT blocked until it ignores it."""
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, daemon=True, args=(spec, send, threads, networks, keep))
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while a worker is forked (it starts with SIGINT blocked, until it
+    ignores it) and registered (so that the parent kills it on Ctrl-C)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        proc.start()
+        yield
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _start(ctx, spec: RunSpec, threads: int, networks: list | None, keep: bool):
+    """Fork a worker for ``spec``; returns the end of its pipe and the process."""
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, daemon=True, args=(spec, send, threads, networks, keep))
+    proc.start()
     send.close()
     return recv, proc
 
@@ -299,8 +307,9 @@ def run_local(specs: list[RunSpec] | WorkQueue, workers: int, threads: int,
     try:
         while not queue.done or running:
             while len(running) < workers and (spec := queue.take()) is not None:
-                recv, proc = _start(ctx, spec, threads, networks, keep_networks)
-                running[recv] = (proc, spec, time.monotonic())
+                with _sigint_deferred():
+                    recv, proc = _start(ctx, spec, threads, networks, keep_networks)
+                    running[recv] = (proc, spec, time.monotonic())
             if not running:   # every run left is another sweep's: look again soon
                 time.sleep(0.2)
                 continue

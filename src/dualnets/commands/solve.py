@@ -42,8 +42,8 @@ def make_solver(name: str, pairs: list[str]):
     """The solver with its ``--solver-option`` values parsed into the types its class takes."""
     options = typed_options(solver_class(name), parse_pairs(pairs), f"solver {name!r}", text=True)
     try:
-        return get_solver(name, **options)
-    except (TypeError, ValueError) as exc:
+        return get_solver(name, **options)   # its range checks raise their own ValueError
+    except TypeError as exc:
         raise ValueError(f"bad --solver-option for {name!r}: {exc}") from None
 
 
