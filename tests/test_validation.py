@@ -174,7 +174,8 @@ def problem_contents(draw) -> dict:
     return {k: draw(st.one_of(ARRAYS, SCALARS)) for k in keys}
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(contents=problem_contents(), junk=st.binary(max_size=40), as_junk=st.booleans())
 def test_fuzzed_problem_files_load_or_fail_in_one_line(contents, junk, as_junk):
     with tempfile.TemporaryDirectory() as tmp:

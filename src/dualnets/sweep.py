@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -254,7 +255,6 @@ def _die_with_parent() -> None:
 def _child(spec: RunSpec, conn, threads: int, networks: list | None, keep: bool) -> None:
     # Ctrl-C is the parent's to handle (it kills the workers): no worker traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _die_with_parent()
     conn.send(execute(spec, threads, networks, keep))
     conn.close()
@@ -262,13 +262,21 @@ def _child(spec: RunSpec, conn, threads: int, networks: list | None, keep: bool)
 
 @contextmanager
 def _sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back while a worker is forked (it starts with SIGINT blocked, until it
-    ignores it) and registered (so that the parent kills it on Ctrl-C)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    """Hold Ctrl-C back while a worker is forked and registered, so that the parent always
+    knows every worker it must kill: a SIGINT meanwhile is only recorded (also if it reaches
+    the worker before the worker ignores it) and raised as KeyboardInterrupt right after.
+    Blocking the signal would not do: the kernel hands it to another thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield   # signal handlers belong to the main thread; nothing to defer here
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _start(ctx, spec: RunSpec, threads: int, networks: list | None, keep: bool):
