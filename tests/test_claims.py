@@ -30,11 +30,14 @@ patterns = 3
 """
 
 
-def sweep_process(cfg: Path, out: Path, *extra: str) -> subprocess.Popen:
+def sweep_process(cfg: Path, out: Path) -> subprocess.Popen:
+    """A sweep in its own process group, with SIGINT at its default even when the tests run
+    in the background of a shell (which starts them with SIGINT ignored)."""
     return subprocess.Popen([sys.executable, "-m", "dualnets.cli", "sweep", str(cfg), "--out",
-                             str(out), "--workers", "1", "--no-progress", *extra],
+                             str(out), "--workers", "1", "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def claim_files(root: Path) -> list[Path]:
