@@ -53,8 +53,8 @@ def from_text(text: str, accepted: set[str]):
     true/false, else the text)."""
     order = [k for k in ("None", "bool", "int", "float", "str") if k in accepted] or \
         ["int", "float", "bool", "str"]
+    word = text.strip().lower()
     for kind in order:
-        word = text.strip().lower()
         if kind == "None" and word == "none":
             return None
         if kind == "bool" and word in ("true", "false"):
