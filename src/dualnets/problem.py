@@ -12,27 +12,11 @@ from typing import Literal
 
 import numpy as np
 
+from . import validate
+
 Loss = Literal["squared"]
 Depth = Literal[2, 3]
 LOSSES: tuple[str, ...] = ("squared",)
-
-
-def _check_finite(name: str, a: np.ndarray) -> None:
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must contain only finite values, got NaN or inf")
-
-
-def _as_float_array(name: str, a, ndim: int) -> np.ndarray:
-    try:
-        arr = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array, got {type(a).__name__}") from exc
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
-    _check_finite(name, arr)
-    arr = np.ascontiguousarray(arr)
-    arr.setflags(write=False)
-    return arr
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,8 +153,8 @@ class Problem:
     name: str = "problem"
 
     def __post_init__(self) -> None:
-        X = _as_float_array("X", self.X, 2)
-        y = _as_float_array("y", self.y, 1)
+        X = validate.real_array("X", self.X, 2)
+        y = validate.real_array("y", self.y, 1)
         n, d = X.shape
         if y.shape[0] != n:
             raise ValueError(f"y must have shape ({n},) to match X, got {y.shape}")
@@ -178,19 +162,16 @@ class Problem:
             raise ValueError(f"need at least 2 samples, got n = {n}")
         if d < 1:
             raise ValueError(f"X must have at least one column, got shape {X.shape}")
-        beta = float(self.beta)
-        if not np.isfinite(beta) or beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
-        if int(self.m1) != self.m1 or self.m1 < 1:
-            raise ValueError(f"m1 must be an integer >= 1, got {self.m1}")
-        if self.depth not in (2, 3):
-            raise ValueError(f"depth must be 2 or 3, got {self.depth}")
+        beta = validate.real("beta", self.beta, above=0)
+        m1 = validate.integer("m1", self.m1, minimum=1)
+        depth = validate.integer("depth", self.depth, choices=(2, 3))
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "beta", beta)
-        object.__setattr__(self, "m1", int(self.m1))
+        object.__setattr__(self, "m1", m1)
+        object.__setattr__(self, "depth", depth)
         self._check_test_data(d)
         if self.patterns is not None:
             self._check_patterns(self.patterns, n)
@@ -200,8 +181,8 @@ class Problem:
             raise ValueError("X_test and y_test must be given together")
         if self.X_test is None:
             return
-        Xt = _as_float_array("X_test", self.X_test, 2)
-        yt = _as_float_array("y_test", self.y_test, 1)
+        Xt = validate.real_array("X_test", self.X_test, 2)
+        yt = validate.real_array("y_test", self.y_test, 1)
         if Xt.shape[1] != d or yt.shape[0] != Xt.shape[0]:
             raise ValueError(
                 f"X_test must have shape (n_test, {d}) and y_test (n_test,), "

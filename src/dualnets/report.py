@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .certificate import GAP_TOL  # noqa: E402
+from .outputs import atomic_open  # noqa: E402
 
 DPI = 90
 FAILED = ("error", "timeout", "skipped")
@@ -64,8 +65,11 @@ def plain_ticks(ax, axes: str) -> None:
 
 
 def _save(fig, path: Path) -> str:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_open(path, "wb") as fh:
+            fig.savefig(fh, format=path.suffix[1:], dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path.name
 
 
@@ -175,7 +179,8 @@ def _fmt(v) -> str:
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in columns) + " |"
+              for r in rows]
     return "\n".join(lines)
 
 
@@ -183,10 +188,34 @@ COMPARE_COLUMNS = ["method", "seed", "status", "NC objective", "relative gap", "
                    "train acc", "test acc", "seconds"]
 
 
+FAILED_COLUMNS = ["method", "seed", "status", "message"]
+
+
+def with_result(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs with a result: not failed (error, timeout) nor skipped."""
+    return runs[~runs["status"].isin(FAILED)]
+
+
+def failed_rows(runs: pd.DataFrame) -> list[dict]:
+    """The failed and skipped runs, one row each with its message, for their own table."""
+    bad = runs[runs["status"].isin(FAILED)]
+    return [{"method": label(r["method"], r["model"]), "seed": r["seed"], "status": r["status"],
+             "message": r["message"]} for _, r in bad.iterrows()]
+
+
+def failed_section(rows: list[dict], columns: list[str]) -> list[str]:
+    """The markdown "Failed runs" section (nothing when every run has a result)."""
+    if not rows:
+        return []
+    return ["## Failed runs", "", "Runs without a result (error, timeout, skipped), with their "
+            "message; they are in no figure and no median.", "",
+            markdown_table(rows, columns), ""]
+
+
 def compare_rows(runs: pd.DataFrame) -> list[dict]:
-    """The comparison table: one row per method and seed."""
+    """The comparison table: one row per method and seed that has a result."""
     rows = []
-    for _, r in runs.iterrows():
+    for _, r in with_result(runs).iterrows():
         rows.append({"method": label(r["method"], r["model"], r.get("objective_kind")),
                      "seed": r["seed"],
                      "status": r["status"], "NC objective": r["network_objective"],
@@ -251,7 +280,7 @@ def compare_report(runs: pd.DataFrame, traces: pd.DataFrame, out: str | Path,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
-    done = runs[~runs["status"].isin(FAILED)]
+    done = with_result(runs)
     parts = int(runs["parts"].max()) if runs["parts"].notna().any() else 1
     note = " (class 0 against the rest)" if parts > 1 else ""
     figures = {
@@ -264,13 +293,17 @@ def compare_report(runs: pd.DataFrame, traces: pd.DataFrame, out: str | Path,
     lines = [f"# {title}", "", *[f"**{line}**" for line in verdict(runs)], "",
              ", ".join(f"{k} = {v}" for k, v in settings.items()), "",
              markdown_table(compare_rows(runs), COMPARE_COLUMNS), ""]
-    lines += _notes(runs, best)
+    lines += _notes(done, best) + failed_section(failed_rows(runs), FAILED_COLUMNS)
     for name, made in figures.items():
         lines += [f"![{name}]({name})", ""] if made else \
             [f"({name}: nothing to draw: no finished run has this quantity; regression data "
              "have no accuracy)", ""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
+    return _write_text(out / "report.md", "\n".join(lines))
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_open(path) as fh:
+        fh.write(text)
     return path
 
 
@@ -292,9 +325,7 @@ def _notes(runs: pd.DataFrame, best) -> list[str]:
         lines += [f"Best certified convex objective: {best['objective']:.6g} ({best['method']}, "
                   f"seed {best['seed']}, {int(best['n_patterns'])} patterns).  It is optimal "
                   "over its pattern set only, so a network may beat it.", ""]
-    for _, r in runs[runs["status"].isin(FAILED)].iterrows():
-        lines += [f"- {r['method']} (seed {r['seed']}): {r['status']}: {r['message']}"]
-    return lines + [""]
+    return lines
 
 
 # -- sweep report ---------------------------------------------------------------------------
@@ -397,7 +428,7 @@ def sweep_report(runs: pd.DataFrame, traces: pd.DataFrame, out: str | Path,
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
     runtime_n, slopes_n = scaling_figure(runs, "n", out / "runtime_vs_n.png")
     runtime_d, slopes_d = scaling_figure(runs, "d", out / "runtime_vs_d.png")
-    done = runs[~runs["status"].isin(FAILED)]
+    done = with_result(runs)
     figures = {"runtime_vs_n.png": runtime_n, "runtime_vs_d.png": runtime_d,
                "gap_vs_time.png": gap_figure(done, traces, out / "gap_vs_time.png",
                                              col="dataset"),
@@ -415,9 +446,12 @@ def sweep_report(runs: pd.DataFrame, traces: pd.DataFrame, out: str | Path,
                                                        "runs at a limit"]), ""]
     for name, made in figures.items():
         lines += [f"![{name}]({name})", ""] if made else [f"({name}: nothing to draw)", ""]
-    bad = runs[runs["status"].isin(FAILED)]
-    for (status, method, message), g in bad.groupby(["status", "method", "message"]):
-        lines += [f"- {status} x{len(g)}: {method}: {message}"]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    lines += failed_section(failed_groups(runs), ["status", "method", "runs", "message"])
+    return _write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+def failed_groups(runs: pd.DataFrame) -> list[dict]:
+    """Failed and skipped runs of a sweep, counted per status, method and message."""
+    bad = runs[runs["status"].isin(FAILED)].fillna({"message": ""})
+    return [{"status": status, "method": method, "runs": len(g), "message": message}
+            for (status, method, message), g in bad.groupby(["status", "method", "message"])]

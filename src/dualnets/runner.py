@@ -269,13 +269,21 @@ def run(spec: RunSpec, networks: list | None = None) -> Outcome:
     return Outcome(row, traces, nets)
 
 
+def crash_message(exc: Exception) -> str:
+    """One line for an exception: "crashed:", its type and first line, and the innermost frame,
+    so that a crash stands apart from an "error" status a solver reports itself."""
+    text = str(exc).strip()
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return (f"crashed: {type(exc).__name__}: {text.splitlines()[0] if text else ''} "
+            f"(at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name})")
+
+
 def run_safely(spec: RunSpec, networks: list | None = None) -> Outcome:
     """:func:`run`, with any exception recorded as a row of status "error"."""
     start = time.perf_counter()
     try:
         return run(spec, networks)
     except Exception as exc:  # noqa: BLE001 - a failed run is data, the sweep goes on
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return Outcome(spec.base_row() | {"status": "error", "message": last,
+        return Outcome(spec.base_row() | {"status": "error", "message": crash_message(exc),
                                           "seconds": time.perf_counter() - start,
                                           "host": socket.gethostname()}, [], [])

@@ -25,8 +25,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
-from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -37,16 +38,25 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from . import validate
+from .claims import ClaimQueue, Claims, WorkQueue
 from .datasets import check_name, is_synthetic, load_dataset
 from .dual_search import SearchConfig
 from .method import Method
+from .options import typed_options
+from .registry import solver_class
 from .runner import TIMING_COLUMNS, Outcome, RunSpec, make_solver, run_safely
 from .store import ResultStore
 
 TOP_KEYS = ("name", "datasets", "n", "d", "methods", "seeds", "timeout", "workers", "threads",
             "problem", "options", "search")
-PROBLEM_KEYS = {"beta": float, "m1": int, "depth": int, "patterns": int, "data_seed": int,
-                "fold": int, "ip_limit": int}
+# [problem] keys: the check of each (dualnets.validate) and its range
+PROBLEM_KEYS = {"beta": (validate.real, {"above": 0}), "m1": (validate.integer, {"minimum": 1}),
+                "depth": (validate.integer, {"choices": (2, 3)}),
+                "patterns": (validate.integer, {"minimum": 1}),
+                "data_seed": (validate.integer, {"minimum": 0}),
+                "fold": (validate.integer, {"minimum": 0}),
+                "ip_limit": (validate.integer, {"minimum": 1})}
 FAILED = ("error", "timeout", "skipped")   # what --retry-failed runs again
 
 
@@ -128,14 +138,14 @@ def _problem(raw: dict) -> dict:
     problem = raw.get("problem", {})
     if not isinstance(problem, dict):
         raise ValueError(f"[problem] must be a table, got {problem!r}")
+    out = {}
     for key, value in problem.items():
-        kind = PROBLEM_KEYS.get(key)
-        if kind is None:
+        if key not in PROBLEM_KEYS:
             raise ValueError(f"unknown key {key!r} in [problem]; expected {', '.join(PROBLEM_KEYS)}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                (kind is int and not isinstance(value, int)):
-            raise ValueError(f"problem.{key} must be {kind.__name__}, got {value!r}")
-    return dict(problem)
+        check, limits = PROBLEM_KEYS[key]
+        typed = check(f"problem.{key}", value, **limits)
+        out[key] = value if check is validate.real else typed   # beta as written: same run ids
+    return out
 
 
 def _options(raw: dict, methods: list[str]) -> dict:
@@ -149,6 +159,7 @@ def _options(raw: dict, methods: list[str]) -> dict:
         if solver not in solvers:
             raise ValueError(f"options given for {solver!r}, which no method uses")
         try:                                # check the hyperparameters now, not in every run
+            typed_options(solver_class(solver), opts, f"solver {solver!r}")
             make_solver(Method(solver), RunSpec("config", solver, options=opts))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"options.{solver}: {exc}") from None
@@ -161,8 +172,8 @@ def _search(raw: dict) -> dict:
     if not isinstance(search, dict):
         raise ValueError(f"[search] must be a table, got {search!r}")
     try:
-        SearchConfig(**search)
-    except TypeError as exc:
+        SearchConfig(**typed_options(SearchConfig, search, "[search]"))
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"[search]: {exc}") from None
     return search
 
@@ -181,9 +192,8 @@ def parse_config(raw: dict, default_name: str = "sweep") -> SweepConfig:
     seeds = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) and \
         seeds > 0 else _int_list("seeds", seeds, 0)
     timeout = raw.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or timeout <= 0):
-        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    if timeout is not None:
+        validate.real("timeout", timeout, above=0)
     workers, threads = (_positive_int(k, raw.get(k, 1)) for k in ("workers", "threads"))
     return SweepConfig(str(raw.get("name", default_name)), _grid(raw), methods, seeds,
                        _problem(raw), _options(raw, methods), _search(raw), timeout, workers,
@@ -191,12 +201,22 @@ def parse_config(raw: dict, default_name: str = "sweep") -> SweepConfig:
 
 
 def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a whole config file: every error is one line naming the file."""
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep config not found: {path}")
+    data = path.read_bytes()
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text TOML file (byte {data[exc.start]:#04x} at offset "
+                         f"{exc.start} is not UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, default_name=path.stem)
+    try:
+        return parse_config(raw, default_name=path.stem)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 # execution ------------------------------------------------------------------------------------
@@ -233,9 +253,39 @@ def _die_with_parent() -> None:
 
 
 def _child(spec: RunSpec, conn, threads: int, networks: list | None, keep: bool) -> None:
+    # Ctrl-C is the parent's to handle (it kills the workers): no worker traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     conn.send(execute(spec, threads, networks, keep))
     conn.close()
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while a worker is forked and registered, so that the parent always
+    knows every worker it must kill: a SIGINT meanwhile is only recorded (also if it reaches
+    the worker before the worker ignores it) and raised as KeyboardInterrupt right after.
+    Blocking the signal would not do: the kernel hands it to another thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield   # signal handlers belong to the main thread; nothing to defer here
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _start(ctx, spec: RunSpec, threads: int, networks: list | None, keep: bool):
+    """Fork a worker for ``spec``; returns the end of its pipe and the process."""
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, daemon=True, args=(spec, send, threads, networks, keep))
+    proc.start()
+    send.close()
+    return recv, proc
 
 
 def hard_limit(timeout: float | None) -> float:
@@ -252,24 +302,25 @@ def warm_up() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def run_local(specs: list[RunSpec], workers: int, threads: int, networks: list | None = None,
-              keep_networks: bool = False) -> Iterator[Outcome]:
+def run_local(specs: list[RunSpec] | WorkQueue, workers: int, threads: int,
+              networks: list | None = None, keep_networks: bool = False) -> Iterator[Outcome]:
     """Run each spec in a forked process, ``workers`` at a time, yielding as they finish
-    (``networks`` and ``keep_networks``: see :func:`dualnets.runner.run`)."""
+    (``networks`` and ``keep_networks``: see :func:`dualnets.runner.run`).  A
+    :class:`~dualnets.claims.ClaimQueue` hands out only the runs this sweep claimed."""
     ctx = mp.get_context("fork")
-    if specs:
+    queue = specs if isinstance(specs, WorkQueue) else WorkQueue(specs)
+    if not queue.done:
         warm_up()
-    queue, running = deque(specs), {}
+    running = {}
     try:
-        while queue or running:
-            while queue and len(running) < workers:
-                spec = queue.popleft()
-                recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, daemon=True,
-                                   args=(spec, send, threads, networks, keep_networks))
-                proc.start()
-                send.close()
-                running[recv] = (proc, spec, time.monotonic())
+        while not queue.done or running:
+            while len(running) < workers and (spec := queue.take()) is not None:
+                with _sigint_deferred():
+                    recv, proc = _start(ctx, spec, threads, networks, keep_networks)
+                    running[recv] = (proc, spec, time.monotonic())
+            if not running:   # every run left is another sweep's: look again soon
+                time.sleep(0.2)
+                continue
             for conn in wait(list(running), timeout=0.2):
                 proc, spec, started = running.pop(conn)
                 try:
@@ -292,24 +343,32 @@ def run_local(specs: list[RunSpec], workers: int, threads: int, networks: list |
     finally:
         for proc, _, _ in running.values():
             proc.kill()
+            proc.join()
 
 
-def run_dask(specs: list[RunSpec], address: str, threads: int) -> Iterator[Outcome]:
-    """Submit every spec to the Dask scheduler at ``address``, yielding as runs finish.
+def run_dask(specs: list[RunSpec] | WorkQueue, address: str, threads: int) -> Iterator[Outcome]:
+    """Submit the specs to the Dask scheduler at ``address``, yielding as runs finish; with a
+    :class:`~dualnets.claims.ClaimQueue` the client claims each run before submitting it.
 
     Timeouts are those of the solvers' own limits (``max_seconds``): a Dask
     worker thread cannot be killed from the client.
     """
     from distributed import Client, as_completed
 
+    queue = specs if isinstance(specs, WorkQueue) else WorkQueue(specs)
     with Client(address, timeout="20s") as client:
-        by_key = {}
-        for spec in specs:
-            future = client.submit(execute, spec, threads, pure=False,
-                                   key=f"dualnets-run-{spec.run_id}-{time.time_ns()}")
-            by_key[future.key] = (future, spec, time.monotonic())
-        for future in as_completed([f for f, _, _ in by_key.values()]):
-            _, spec, started = by_key[future.key]
+        by_key, finished = {}, as_completed()
+        while not queue.done or finished.count():
+            while (spec := queue.take()) is not None:
+                future = client.submit(execute, spec, threads, pure=False,
+                                       key=f"dualnets-run-{spec.run_id}-{time.time_ns()}")
+                by_key[future.key] = (spec, time.monotonic())
+                finished.add(future)
+            if not finished.has_ready():
+                time.sleep(0.05)
+                continue
+            future = next(finished)
+            spec, started = by_key.pop(future.key)
             try:
                 yield future.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker or task is a failed run
@@ -327,6 +386,15 @@ def pending_specs(specs: list[RunSpec], store: ResultStore, retry_failed: bool) 
     return [s for s in specs if s.run_id not in done]
 
 
+def stored_since(store: ResultStore, run_id: str, started: float, retry_failed: bool) -> bool:
+    """Whether a run is stored (readably); with ``retry_failed``, a failed run counts only when
+    stored after ``started`` (by this sweep or a concurrent one)."""
+    row = store.row(run_id)
+    if row is None:
+        return False
+    return not retry_failed or row["status"] not in FAILED or row["finished_at"] >= started
+
+
 def run_sweep(config: SweepConfig, out: str | Path, scheduler: str | None = None,
               workers: int | None = None, retry_failed: bool = False, progress: bool = True):
     """Run the missing runs of ``config`` into the store at ``out``; return this sweep's table."""
@@ -340,14 +408,26 @@ def run_sweep(config: SweepConfig, out: str | Path, scheduler: str | None = None
     todo = pending_specs(specs, store, retry_failed)
     print(f"sweep {config.name!r}: {len(specs)} runs, {len(specs) - len(todo)} already stored "
           f"in {out}, {len(todo)} to run" + (f" on {scheduler}" if scheduler else ""))
-    outcomes = run_dask(todo, scheduler, config.threads) if scheduler else \
-        run_local(todo, workers or config.workers, config.threads)
-    with tqdm(total=len(todo), disable=not progress or not todo, unit="run") as bar:
-        for outcome in outcomes:
-            store.write(outcome)
-            bar.set_postfix_str(f"{outcome.row['dataset']} {outcome.row['method']} "
-                                f"{outcome.row['status']}", refresh=False)
-            bar.update(1)
+    claims, started = Claims(store.root), time.time()
+    queue = ClaimQueue(todo, claims, lambda run_id: stored_since(store, run_id, started,
+                                                                 retry_failed))
+    outcomes = run_dask(queue, scheduler, config.threads) if scheduler else \
+        run_local(queue, workers or config.workers, config.threads)
+    ran = 0
+    try:
+        with tqdm(total=len(todo), disable=not progress or not todo, unit="run") as bar:
+            for outcome in outcomes:
+                store.write(outcome)
+                claims.release(outcome.row["run_id"])
+                ran += 1
+                bar.set_postfix_str(f"{outcome.row['dataset']} {outcome.row['method']} "
+                                    f"{outcome.row['status']}", refresh=False)
+                bar.update(1)
+    finally:
+        outcomes.close()     # kill the workers still running, then free their claims
+        claims.release_all()
+    print(f"sweep {config.name!r}: ran {ran} of the {len(todo)} runs here" +
+          ("; another sweep on this store ran the others" if ran < len(todo) else ""))
     runs = store.runs()
     return runs[runs["run_id"].isin(set(ids))].reset_index(drop=True)
 

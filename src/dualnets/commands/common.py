@@ -9,6 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ..outputs import atomic_open
+
 
 def jsonable(value):
     """Plain JSON types; NaN and inf become null so that the file is strict JSON."""
@@ -24,11 +26,10 @@ def jsonable(value):
 
 
 def write_json(path: str | Path, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    """Strict JSON (no NaN literals), written atomically (no partial or .tmp file left)."""
+    text = json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n"
+    with atomic_open(path) as fh:
+        fh.write(text)
 
 
 def fmt(value) -> str:

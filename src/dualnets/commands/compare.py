@@ -19,9 +19,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .. import validate
 from ..datasets import check_name, is_synthetic, load_dataset
-from ..report import COMPARE_COLUMNS, compare_report, compare_rows, verdict
 from ..method import Method
+from ..outputs import check_folder
+from ..report import (COMPARE_COLUMNS, FAILED_COLUMNS, compare_report, compare_rows, failed_rows,
+                      verdict)
 from ..runner import DEFAULT_IP_LIMIT, RunSpec
 from ..store import ResultStore
 from ..sweep import run_local
@@ -70,8 +73,12 @@ def settings(args: argparse.Namespace) -> dict:
     base = QUICK if args.quick else FULL
     picked = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in base.items()}
     for key, value in picked.items():
-        if value is not None and value < 1:
-            raise ValueError(f"--{key} must be >= 1, got {value}")
+        flag = f"--{key.replace('_', '-')}"
+        if key == "budget":
+            validate.real(flag, value, at_least=1)
+        elif value is not None:
+            validate.integer(flag, value, minimum=1)
+    validate.real("--beta", args.beta, above=0)
     return picked
 
 
@@ -136,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     load_dataset(args.dataset, n=cfg["n"], d=args.d, fold=args.fold)
     todo = specs(args, cfg)
     out = Path(args.out or f"reports/{args.dataset}")
+    check_folder(out, "--out")
     store = ResultStore(out / "results")
     shutil.rmtree(store.root, ignore_errors=True)   # a comparison is always run afresh
     run_all(todo, store, args.threads)
@@ -152,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
              "threads": args.threads}
     print_table(compare_rows(runs), COMPARE_COLUMNS,
                 title=f"{title} (" + ", ".join(f"{k} {v}" for k, v in shown.items()) + ")")
+    failed = failed_rows(runs)
+    if failed:
+        print_table(failed, FAILED_COLUMNS, title="Failed runs (no result)")
     for line in verdict(runs):
         print(line)
     path = compare_report(runs, traces, out, title, shown)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..datasets import load_dataset
-from ..io import save_problem
-from ..network import ParallelNet
+from ..io import load_network, save_problem
+from ..outputs import check_file
 from ..pattern_specs import SpecContext, apply_spec
 from ..problem import Problem
 
@@ -34,13 +34,14 @@ def normalize_spec(spec: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_file(args.output, "--output")
     data = load_dataset(args.dataset, n=args.n, d=args.d, seed=args.seed, fold=args.fold)
     if data.task == "multiclass":
         raise ValueError(f"dataset {args.dataset!r} is multiclass; pick a binary or regression one")
     problem = Problem(data.X_train, data.y_train, args.beta, args.m1, depth=args.depth,
                       X_test=data.X_test, y_test=data.y_test, name=args.dataset)
     ctx = SpecContext(seed=args.seed,
-                      networks=[ParallelNet.load(f) for f in args.networks or []])
+                      networks=[load_network(f) for f in args.networks or []])
     problem = apply_spec(problem, normalize_spec(args.patterns), ctx)
     save_problem(problem, args.output)
     print(f"wrote {args.output}: n = {problem.n}, d = {problem.d}, m1 = {problem.m1}, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..outputs import check_folder
 from ..report import sweep_report
 from ..store import ResultStore
 
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     store = ResultStore(args.results)
+    check_folder(args.output, "--output")
     if not store.finished():
         raise ValueError(f"{args.results}: no stored runs (expected {store.runs_dir}/*.parquet)")
     title = args.title or f"Sweep report: {Path(args.results).name}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..outputs import check_folder
 from ..sweep import load_config, run_sweep
 from .common import print_table
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--scheduler must be an address like tcp://HOST:PORT, got {args.scheduler!r}")
     config = load_config(args.config)
     out = args.out or f"results/{config.name}"
+    check_folder(out, "--out")
     runs = run_sweep(config, out, scheduler=args.scheduler, workers=args.workers,
                      retry_failed=args.retry_failed, progress=not args.no_progress)
     print_table(summary(runs), ["dataset", "method", "runs", "ok", "certified", "failed",

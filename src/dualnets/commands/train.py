@@ -15,6 +15,7 @@ import argparse
 from ..baselines.common import DEFAULT_LRS
 from ..io import load_problem
 from ..metrics import evaluate
+from ..outputs import atomic_open, check_file
 from ..registry import available_solvers, get_solver
 from .common import print_table, write_json
 
@@ -42,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_file(args.json, "--json")
+    check_file(args.save_network, "--save-network")
     problem = load_problem(args.problem)
     lrs = DEFAULT_LRS if args.lrs is None else args.lrs
     options = dict(K=args.K, seeds=args.seeds, seed=args.seed, epochs=args.epochs, lrs=lrs,
@@ -73,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, summary)
     if args.save_network and result.network is not None:
-        result.network.save(args.save_network)
+        with atomic_open(args.save_network, "wb") as fh:
+            result.network.save(fh)
     return 0 if result.network is not None else 1
