@@ -249,7 +249,7 @@ def verdict(runs: pd.DataFrame) -> list[str]:
             abs(float(b["network_objective"]))
         side = "below" if diff > 0 else "above"
         lines.append(f"Best convex network: {_who(c)}, {c['network_objective']:.6g}, "
-                     f"{abs(100 * diff):.3g}% {side} the best SGD/Adam network "
+                     f"{abs(100 * diff):.3g}% {side} the best non-convex baseline "
                      f"({_who(b)}, {b['network_objective']:.6g}); "
                      + (f"certified optimal over its {int(c['n_patterns'])} patterns "
                         f"(relative gap {float(c['relative_gap']):.1e})" if c["certified"] else
