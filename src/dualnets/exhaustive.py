@@ -26,7 +26,7 @@ from scipy.optimize import linprog
 from .problem import Patterns
 
 MAX_CELLS = 400
-MAX_LPS = 30_000   # about 10-30 s of LPs: enough for n <= 12 with d = 2, or n <= 6 with d = 3
+MAX_LPS = 30_000   # 10-30 s of LPs: n <= 15 at d = 2, n <= 5 at d = 3 (general position)
 _TOL = 1e-10
 _CACHE_SIZE = 8
 _MIXED_CACHE: dict = {}
