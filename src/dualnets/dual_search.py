@@ -269,8 +269,8 @@ def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(),
     ``problem``).  One record per round goes to ``log`` (and ``rounds``): strategy, round,
     pricing ("exact" / "heuristic"), patterns, added, objective, max_violation (the largest
     price / beta: an upper bound when exact; NaN when no pricing ran), global_lower_bound and
-    global_gap (exact rounds, else None), heuristic_dual_value (heuristic rounds, else None),
-    solve_seconds, search_seconds.
+    global_gap, blocks_priced and socps_solved (exact rounds, else None), heuristic_dual_value
+    (heuristic rounds, else None), solve_seconds, search_seconds.
     """
     start = time.perf_counter()
     patterns = problem.patterns if problem.patterns is not None else \
@@ -285,8 +285,8 @@ def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(),
         record = {"strategy": "dual-search", "round": rnd, "pricing": out.pricing,
                   "patterns": out.problem.n_patterns, "added": 0, "objective": objective,
                   "max_violation": float("nan"), "global_lower_bound": None,
-                  "global_gap": None, "heuristic_dual_value": None,
-                  "solve_seconds": t1 - t0, "search_seconds": 0.0}
+                  "global_gap": None, "heuristic_dual_value": None, "blocks_priced": None,
+                  "socps_solved": None, "solve_seconds": t1 - t0, "search_seconds": 0.0}
         over = config.max_seconds is not None and t1 - start > config.max_seconds
         added = None
         if rnd < config.max_rounds and not over:
@@ -314,7 +314,7 @@ def _price_exact(problem, out, v, local, config, seed, pset, objective):
     bound = capped_dual_value(v, problem.y, problem.beta, prices.upper)
     gap = relative_gap(objective, bound)
     fields = {"max_violation": prices.upper / problem.beta, "global_lower_bound": bound,
-              "global_gap": gap}
+              "global_gap": gap, "blocks_priced": pset.n_blocks, "socps_solved": prices.solved}
     if gap <= config.gap_tol:
         return Patterns.empty(problem.m1, problem.n), fields
     above = prices.patterns.take(np.flatnonzero(prices.values > problem.beta * (1 - config.near)))

@@ -31,6 +31,7 @@ Blocks priced (the enumeration of :mod:`dualnets.exhaustive`, under its size gua
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -222,49 +223,40 @@ def price_all(pset: PricingSet, v: np.ndarray, threshold: float, keep: int) -> P
 
     Mixed blocks are solved exactly in decreasing order of their cheap bound until that bound
     falls to ``max(threshold, keep-th best lower price so far)``: the rest can neither reach
-    ``threshold`` nor enter the ``keep`` best, and their cheap bounds enter ``upper``.
+    ``threshold`` nor enter the ``keep`` best, and the largest of their cheap bounds enters
+    ``upper``.
     """
     X = pset.X
     cup, clow = _cell_prices(X, v, pset.cells)
-    best = clow.max(axis=1)
-    uppers, lowers = [float(cup.max(initial=0.0))], list(best)
-    pats = [pset.single(np.arange(len(best)))]
+    lowers = [clow.max(axis=1)]
+    upper, solved = float(cup.max(initial=0.0)), 0
+    allp = pset.single(np.arange(pset.cells.shape[0]))
     mixed = pset.mixed
-    solved = 0
     if mixed.n_patterns:
+        best = heapq.nlargest(keep, lowers[0].tolist())
+        heapq.heapify(best)
         cheap = np.array([[_mixed_cheap_bound(X, v, *_mixed_masks(mixed, i), s)
                            for s in (1.0, -1.0)] for i in range(mixed.n_patterns)])
-        order = np.argsort(-cheap, axis=None)
         mlow = np.full(mixed.n_patterns, -np.inf)
-        for flat in order:
+        for flat in np.argsort(-cheap, axis=None):
             i, s = divmod(int(flat), 2)
-            floor = max(threshold, _kth(lowers + list(mlow[mlow > -np.inf]), keep))
-            if cheap[i, s] <= floor:
-                uppers.append(float(cheap[i, s]))
+            if cheap[i, s] <= max(threshold, best[0] if len(best) == keep else -np.inf):
+                upper = max(upper, float(cheap[i, s]))
                 break
             up, low = _mixed_exact(X, v, *_mixed_masks(mixed, i), (1.0, -1.0)[s])
             solved += 1
-            uppers.append(up)
-            mlow[i] = max(mlow[i], low)
-        lowers += list(mlow)
-        pats.append(mixed)
-    values = np.array(lowers)
+            upper, mlow[i] = max(upper, up), max(mlow[i], low)
+            (heapq.heappush if len(best) < keep else heapq.heappushpop)(best, low)
+        lowers.append(mlow)
+        allp = _stack(allp, mixed)
+    values = np.concatenate(lowers)
     top = np.argsort(-values, kind="stable")[:keep]
     top = top[values[top] > -np.inf]
-    allp = pats[0] if len(pats) == 1 else _stack(pats[0], pats[1])
-    return Prices(max(uppers), float(values.max(initial=0.0)), allp.take(top), values[top],
-                  solved)
+    return Prices(upper, float(values.max(initial=0.0)), allp.take(top), values[top], solved)
 
 
 def _mixed_masks(mixed: Patterns, i: int):
     return mixed.inner[i, 0], mixed.inner[i, 1], mixed.outer[i]
-
-
-def _kth(values: list, k: int) -> float:
-    """The k-th largest value (-inf when there are fewer)."""
-    if len(values) < k:
-        return -np.inf
-    return float(np.partition(np.asarray(values), len(values) - k)[len(values) - k])
 
 
 def _stack(a: Patterns, b: Patterns) -> Patterns:
