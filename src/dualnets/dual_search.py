@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -46,7 +47,8 @@ from .result import Result
 
 SOLVED_STATUSES = ("optimal", "inaccurate", "max_iterations", "time_limit")
 ACTIVE_REL_TOL = 1e-6   # blocks below this fraction of the largest count as zero (solver noise)
-PRICINGS = ("auto", "heuristic")
+Pricing = Literal["auto", "heuristic"]
+PRICINGS: tuple[str, ...] = get_args(Pricing)
 SMALL_N = 2000  # rows up to which Clarabel is the default solver of the rounds (measured: at
 #                 n = 200 it solved 5 patterns in ~1 s where "al" timed out with a 0.95 gap)
 
@@ -82,7 +84,7 @@ class SearchConfig:
     max_rounds: int = 30
     max_seconds: float | None = None
     keep_inactive: bool = False
-    pricing: str = "auto"
+    pricing: Pricing = "auto"
     gap_tol: float = 1e-7
 
     def __post_init__(self) -> None:

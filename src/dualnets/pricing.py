@@ -244,6 +244,8 @@ def price_all(pset: PricingSet, v: np.ndarray, threshold: float, keep: int) -> P
                 upper = max(upper, float(cheap[i, s]))
                 break
             up, low = _mixed_exact(X, v, *_mixed_masks(mixed, i), (1.0, -1.0)[s])
+            if not (np.isfinite(up) and np.isfinite(low)):     # a failed solve: keep the
+                up, low = float(cheap[i, s]), -np.inf           # cheap bound, nothing found
             solved += 1
             upper, mlow[i] = max(upper, up), max(mlow[i], low)
             (heapq.heappush if len(best) < keep else heapq.heappushpop)(best, low)
