@@ -1,12 +1,14 @@
 """Convex program with random, network and dual-search patterns against projected SGD / Adam.
 
-Regenerates the table of issue 4: for each dataset (planted n = 200, d = 10; breast_cancer
-n = 300; wine, class 0 against the rest), m1 = 2, beta = 1, rows
+Regenerates the tables of issues 4 and 13: for each dataset (planted n = 200, d = 10;
+breast_cancer n = 300; wine, class 0 against the rest; diabetes, regression; spirals n = 200,
+binary), m1 = 2, beta = 1, rows
 
 - sgd / adam best and median over seeds, each seed's best over the learning-rate grid;
 - convex (Clarabel) over random P = 50, 200, 1000 patterns;
 - convex over random 50 + the patterns of the best SGD and Adam networks;
-- convex with dual-search from 5 random patterns; from the SEED_TOP largest sub-networks of
+- convex with dual-search from 5 random patterns (convex on its own: no network seeds, the
+  `random:5,dual-search` spec); from the SEED_TOP largest sub-networks of
   one Adam run (one seed over its lr grid, the training time counted: the `network:adam:20,
   dual-search` spec); and, extra, from random 50 + the best SGD/Adam patterns;
 
@@ -15,8 +17,10 @@ certificate's relative gap over the row's own patterns, train/test accuracy, sec
 dual-search the seconds until its objective first beat the best SGD/Adam network).  Every
 number comes from dualnets.metrics.evaluate.  Threads are pinned to 1 (torch and BLAS).
 
+With ``--search-only`` only the baselines and the first two dual-search rows run.
+
 Usage: python bench/run_patterns_vs_sgd.py [--seeds 10] [--epochs 500] [--datasets ...]
-       [--out build/bench/patterns_vs_sgd] [--p-max 1000] [--solve-limit 600]
+       [--out build/bench/patterns_vs_sgd] [--p-max 1000] [--solve-limit 600] [--search-only]
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from dualnets.problem import Problem
 from dualnets.registry import get_solver
 
 SEED_TOP = 20   # sub-networks of the seeding adam run: the first restricted program stays small
-DATASETS = {"planted": dict(n=200, d=10), "breast_cancer": dict(n=300), "wine": {}}
+DATASETS = {"planted": dict(n=200, d=10), "breast_cancer": dict(n=300), "wine": {},
+            "diabetes": {}, "spirals": dict(n=200)}
 COLUMNS = ("method", "n_patterns", "nc_objective", "relative_gap", "vs_best_sgd_adam",
            "train_accuracy", "test_accuracy", "seconds", "seconds_to_beat_sgd_adam")
 
@@ -101,7 +106,7 @@ def search_row(method: str, problem: Problem, config: SearchConfig, seed_spec: s
     seeding = time.perf_counter() - start
     out = dual_search(problem, get_solver("clarabel"), config, seed=0)
     row = convex_row(method, out.problem, out.result, seeding + out.seconds)
-    row["rounds"], row["seeding_seconds"] = out.rounds, seeding
+    row["rounds"], row["seeding_seconds"], row["pricing"] = out.rounds, seeding, out.pricing
     return row
 
 
@@ -141,15 +146,19 @@ def run_dataset(name: str, args, rows: list[dict], save) -> None:
         best.append(brows[0]["nc_objective"])
     for row in trained:
         add(row)
-    for P in (50, 200):
-        add(solve_row(f"convex, random P = {P}", problem, f"random:{P}"))
-    add(solve_row("convex, random 50 + best sgd/adam nets' patterns (training time not counted)",
-                  problem, "random:50,network", nets))
+    if not args.search_only:
+        for P in (50, 200):
+            add(solve_row(f"convex, random P = {P}", problem, f"random:{P}"))
+        add(solve_row("convex, random 50 + best sgd/adam nets' patterns (training time not "
+                      "counted)", problem, "random:50,network", nets))
     config = SearchConfig(max_seconds=args.search_limit)
-    add(search_row("convex + dual-search from random 5", problem, config, "random:5"))
+    add(search_row("convex + dual-search from random 5 (no network)", problem, config,
+                   "random:5"))
     add(search_row(f"convex + dual-search from one adam run's {SEED_TOP} largest sub-networks "
                    "(adam's lr grid, 1 seed; training time counted)", problem, config,
                    f"network:adam:{SEED_TOP}"))
+    if args.search_only:
+        return
     add(search_row("convex + dual-search from random 50 + best sgd/adam patterns (training "
                    "time not counted)", problem, config, "random:50,network", nets))
     if args.p_max not in (50, 200):
@@ -186,6 +195,9 @@ def main() -> None:
                         help="Clarabel time limit (s) of the random-pattern solves")
     parser.add_argument("--search-limit", type=float, default=300.0,
                         help="dual-search time budget (s), checked between rounds")
+    parser.add_argument("--search-only", action="store_true",
+                        help="only the baselines and the dual-search rows from random 5 and "
+                             "from adam's sub-networks")
     parser.add_argument("--out", default="build/bench/patterns_vs_sgd")
     args = parser.parse_args()
     torch.set_num_threads(1)

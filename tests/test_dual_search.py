@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import cases_dir, tiny_problem
 
-from dualnets.certificate import certify
+from dualnets.certificate import capped_dual_value, certify
 from dualnets.cli import main
-from dualnets.dual_search import SearchConfig, dual_search, search_dual_bound, search_subnetworks
+from dualnets.dual_search import SearchConfig, dual_search, search_subnetworks
 from dualnets.io import load_problem, save_problem
 from dualnets.lifting import Lifting
 from dualnets.network import ParallelNet
@@ -17,8 +17,9 @@ from dualnets.patterns import patterns_from_network
 from dualnets.problem import Problem
 from dualnets.registry import get_solver
 
-ROUND_KEYS = {"round", "patterns", "added", "objective", "max_violation", "search_dual_bound",
-              "solve_seconds", "search_seconds"}
+ROUND_KEYS = {"round", "pricing", "patterns", "added", "objective", "max_violation",
+              "global_lower_bound", "global_gap", "heuristic_dual_value", "solve_seconds",
+              "search_seconds"}
 
 
 def optimum(problem: Problem) -> float:
@@ -34,8 +35,10 @@ def test_reaches_the_exhaustive_optimum_from_five_random_patterns(seed, n):
     start = apply_spec(p, "random:5", SpecContext(seed=seed))
     out = dual_search(start, get_solver("clarabel"), seed=seed)
     found = certify(Lifting.from_problem(out.problem), p.y, p.beta, out.result.Z).objective
-    assert abs(found - best) <= 1e-5 * best
-    assert out.rounds[-1]["added"] == 0 and out.rounds[-1]["max_violation"] <= 1 + 1e-6
+    assert abs(found - best) <= 1e-6 * best
+    last = out.rounds[-1]
+    assert last["added"] == 0 and last["pricing"] == "exact"
+    assert last["global_lower_bound"] <= best * (1 + 1e-9) and last["global_gap"] <= 1e-7
 
 
 @pytest.mark.skipif(cases_dir() is None, reason="public cases not available")
@@ -70,7 +73,7 @@ def test_budget_stops_and_leaves_a_solved_problem():
 def test_search_values_are_those_of_unit_subnetworks():
     rng = np.random.default_rng(0)
     X, v = rng.standard_normal((15, 3)), rng.standard_normal(15)
-    found = search_subnetworks(X, v, 2, SearchConfig(starts=64, steps=30), seed=0)
+    found = search_subnetworks(X, v, 2, SearchConfig(starts=64, steps=30, data_starts=0.0), seed=0)
     assert np.allclose(np.linalg.norm(found.W1.reshape(64, -1), axis=1), 1.0)
     assert np.allclose(np.linalg.norm(found.w2, axis=1), 1.0)
     net = ParallelNet(found.W1, found.w2, found.sign)
@@ -84,12 +87,25 @@ def test_search_values_are_those_of_unit_subnetworks():
     assert found.value.max() >= random_best
 
 
-def test_search_dual_bound_is_the_best_scaling_within_the_violation():
+def test_capped_dual_value_is_the_best_scaling_within_the_cap():
     v, y = np.array([1.0, -2.0]), np.array([-1.0, 1.5])      # unconstrained best t = 4/5
     dual = lambda t: -t * v @ y - 0.5 * t * t * v @ v          # noqa: E731
-    assert search_dual_bound(v, y, 0.5) == pytest.approx(dual(0.8))
-    assert search_dual_bound(0.5 * v, y, 0.5) == pytest.approx(-v @ y / 2 - v @ v / 8)  # t <= 1
-    assert search_dual_bound(v, y, 4.0) == pytest.approx(dual(0.25))
+    assert capped_dual_value(v, y, 1.0, 0.5) == pytest.approx(dual(0.8))
+    # with 0.5 v the best t is 8/5, capped at 1
+    assert capped_dual_value(0.5 * v, y, 1.0, 0.5) == pytest.approx(-v @ y / 2 - v @ v / 8)
+    assert capped_dual_value(v, y, 1.0, 4.0) == pytest.approx(dual(0.25))
+    assert capped_dual_value(v, y, 2.0, 8.0) == pytest.approx(dual(0.25))
+
+
+def test_heuristic_rounds_name_their_value_and_give_no_bound():
+    p = tiny_problem(2, n=8, d=2)
+    out = dual_search(p, get_solver("clarabel"), SearchConfig(pricing="heuristic", max_rounds=2,
+                                                               starts=64, steps=30), seed=1)
+    priced = [r for r in out.rounds if not np.isnan(r["max_violation"])]
+    assert out.pricing == "heuristic" and priced
+    assert all(r["pricing"] == "heuristic" and r["global_lower_bound"] is None
+               and np.isfinite(r["heuristic_dual_value"]) for r in priced)
+    assert out.global_lower_bound is None
 
 
 @pytest.mark.parametrize("options, match", [
@@ -98,6 +114,10 @@ def test_search_dual_bound_is_the_best_scaling_within_the_violation():
     (dict(max_rounds=2.5), r"max_rounds must be an integer >= 1, got 2.5"),
     (dict(max_seconds=0.0), r"max_seconds must be > 0 or None, got 0.0"),
     (dict(local_starts=-2), r"local_starts must be >= 0, got -2"),
+    (dict(pricing="exactly"), r"pricing must be one of \('auto', 'heuristic'\), got 'exactly'"),
+    (dict(near=1.0), r"near must be in \[0, 1\), got 1.0"),
+    (dict(data_starts=2.0), r"data_starts must be in \[0, 1\], got 2.0"),
+    (dict(gap_tol=0.0), r"gap_tol must be > 0, got 0.0"),
 ])
 def test_bad_search_config(options, match):
     with pytest.raises(ValueError, match=match):

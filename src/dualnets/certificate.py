@@ -8,10 +8,10 @@ and scale ``(v, lam)`` by the ``t`` in ``[0, beta / max_g ||(A'v - B'lam)_g||]``
 ``-t v'y - t^2/2 ||v||^2`` (this contains the design's ``t = min(1, ...)`` and is never worse).
 
 This module is the one home of these formulas: :func:`primal_value`, :func:`dual_value`,
-:func:`best_dual_scale` (all three at once: :func:`primal_and_dual`), :func:`relative_gap` and
-the certification rule :func:`is_certified`
-take numpy arrays or torch tensors (any device), and every solver, the gated relaxation,
-dual-search and the rebuild call them.
+:func:`best_dual_scale` (all three at once: :func:`primal_and_dual`), :func:`capped_dual_value`,
+:func:`relative_gap` and the certification rule :func:`is_certified` take numpy arrays or torch
+tensors (any device), and every solver, the gated relaxation, dual-search, the global bound and
+the rebuild call them.
 """
 
 from __future__ import annotations
@@ -55,6 +55,16 @@ def best_dual_scale(v, y, t_max: float) -> float:
 def feasible_scale(worst: float, beta: float) -> float:
     """Largest ``t`` with ``t * worst <= beta``: ``worst`` is ``max_g ||(A'v - B'lam)_g||``."""
     return math.inf if worst <= 0 else beta / worst
+
+
+def capped_dual_value(v, y, beta: float, worst: float) -> float:
+    """``D(t v)`` at the best ``t`` in ``[0, min(1, beta / worst)]`` (docs/design.md section 10).
+
+    ``worst`` bounds the dual constraint ``max_b p_b(v)`` over a set of blocks; when it bounds
+    it over *every* realizable block (exact pricing), ``t v`` is feasible for the program over
+    all patterns and the value is a lower bound on the NC objective of every network.
+    """
+    return dual_value(v, y, best_dual_scale(v, y, min(1.0, feasible_scale(worst, beta))))
 
 
 def relative_gap(primal: float, dual: float) -> float:

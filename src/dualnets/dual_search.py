@@ -1,41 +1,54 @@
 """Column generation over activation patterns, driven by the dual of the restricted program.
 
 At a solution ``z`` of the convex program over the current patterns, ``v = A z - y``.  Over
-*all* patterns the dual constraint is (docs/design.md sections 2 and 4, with ``sum_j ||z_j|| <= 1``
-mapped to unit-norm sub-networks by the rebuild of section 3)::
+*all* patterns the dual constraint is (docs/design.md sections 2, 4 and 10, with
+``sum_j ||z_j|| <= 1`` mapped to unit-norm sub-networks by the rebuild of section 3)::
 
-    max_{||W1||_F <= 1, ||w2|| <= 1, sigma = +-1}  sigma v' ((X W1)_+ w2)_+  <=  beta.
+    p*(v) = max_{||W1||_F <= 1, ||w2|| <= 1, sigma = +-1}  sigma v' ((X W1)_+ w2)_+  <=  beta.
 
-:func:`search_subnetworks` looks for sub-networks breaking it by batched projected gradient
-ascent (normalized Riemannian steps on the unit spheres) from many starts: random ones with both
-output signs, and perturbed copies of the current solution's sub-networks (whose magnitudes of
-w2 fix the outer mask).  :func:`dual_search` adds the patterns of those above ``beta`` and
-re-solves, until no violation is found or a budget is spent.
+Each round prices sub-networks against ``v`` and adds the patterns of the best ones:
 
-The largest violation found also gives a dual bound: scaling ``v`` by ``t <= 1 / violation``
-makes it feasible for every searched sub-network, so ``-t v'y - t^2/2 ||v||^2`` bounds the
-optimum over all patterns from below *if* the search found the true maximum (it is a heuristic,
-so the bound is reported as the search's, not certified).
+- **exact** pricing (:mod:`dualnets.pricing`), used automatically when the realizable patterns
+  can be enumerated (the size guard of :mod:`dualnets.exhaustive`: at most ``MAX_CELLS`` cells,
+  and ``C^3 <= MAX_LPS`` for m1 = 2 at depth 3; m1 <= 2 at depth 3).  It prices every block and
+  bounds ``p*(v)`` from above, so ``t v`` with ``t = min(1, beta / p*)`` is dual feasible for
+  the program over *every* pattern: its value (:func:`dualnets.certificate.capped_dual_value`)
+  is a lower bound on the NC objective of every network, the round's ``global_lower_bound``.
+  The loop stops when the objective is within ``gap_tol`` of it.
+- **heuristic** pricing otherwise: :func:`search_subnetworks`, batched projected gradient ascent
+  from many starts (random ones and ones on hyperplanes through data points, both output
+  signs, and perturbed copies of the current solution's sub-networks).  It may miss the
+  maximum, so the same formula over its largest value is only the round's
+  ``heuristic_dual_value``: no bound (it lies above the optimum whenever the search missed a
+  violation, as it did in issue 13).
+
+In both modes the best patterns above ``beta (1 - near)`` that the program lacks are added
+(near-violators too, so that a search topping out at 0.99999 beta still adds the patterns it
+found), and the loop stops when there are none.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
-from .certificate import best_dual_scale, dual_value, primal_value
+from .certificate import capped_dual_value, primal_value, relative_gap
 from .lifting import Lifting
 from .network import ParallelNet
 from .patterns import patterns_of_weights
+from .pricing import PricingSet, price_all, try_pricing_set
 from .problem import Patterns, Problem
 from .rebuild import prune_blocks, rebuild_network
 from .result import Result
 
 SOLVED_STATUSES = ("optimal", "inaccurate", "max_iterations", "time_limit")
 ACTIVE_REL_TOL = 1e-6   # blocks below this fraction of the largest count as zero (solver noise)
+Pricing = Literal["auto", "heuristic"]
+PRICINGS: tuple[str, ...] = get_args(Pricing)
 SMALL_N = 2000  # rows up to which Clarabel is the default solver of the rounds (measured: at
 #                 n = 200 it solved 5 patterns in ~1 s where "al" timed out with a 0.95 gap)
 
@@ -50,22 +63,29 @@ class SearchConfig:
     steps : ascent steps per round
     lr : largest step angle (radians) of the ascent; see :func:`search_subnetworks`
     local_starts : perturbed copies of each current sub-network (and its sign flip)
-    max_add : most patterns added per round (the largest violations first)
-    tol : a sub-network violates when ``value > beta (1 + tol)``
+    data_starts : fraction of the random starts whose neurons lie on hyperplanes through
+        ``d - 1`` data points (the vertices of the arrangement, where cells meet)
+    max_add : most patterns added per round (the largest values first)
+    near : patterns with value above ``beta (1 - near)`` that the program lacks are added
     max_rounds : most rounds (solves)
     max_seconds : seconds for the whole loop (checked between rounds), None for no limit
     keep_inactive : keep patterns whose blocks are zero at the current solution
+    pricing : "auto" (exact when the enumeration is under its guard) or "heuristic"
+    gap_tol : exact pricing stops when ``(objective - global_lower_bound) / objective <= gap_tol``
     """
 
     starts: int = 512
     steps: int = 150
     lr: float = 0.05
     local_starts: int = 16
+    data_starts: float = 0.5
     max_add: int = 20
-    tol: float = 1e-6
+    near: float = 1e-4
     max_rounds: int = 30
     max_seconds: float | None = None
     keep_inactive: bool = False
+    pricing: Pricing = "auto"
+    gap_tol: float = 1e-7
 
     def __post_init__(self) -> None:
         for name in ("starts", "steps", "max_add", "max_rounds"):
@@ -75,8 +95,14 @@ class SearchConfig:
             raise ValueError(f"local_starts must be >= 0, got {self.local_starts}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol}")
+        if not 0 <= self.near < 1:
+            raise ValueError(f"near must be in [0, 1), got {self.near}")
+        if not 0 <= self.data_starts <= 1:
+            raise ValueError(f"data_starts must be in [0, 1], got {self.data_starts}")
+        if not self.gap_tol > 0:
+            raise ValueError(f"gap_tol must be > 0, got {self.gap_tol}")
+        if self.pricing not in PRICINGS:
+            raise ValueError(f"pricing must be one of {PRICINGS}, got {self.pricing!r}")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds}")
 
@@ -101,12 +127,29 @@ def _values(X: torch.Tensor, v: torch.Tensor, W1, w2, sign) -> torch.Tensor:
     return sign * (torch.relu(torch.einsum("rnm,rm->rn", hidden, w2)) @ v)
 
 
-def _starts(d: int, m1: int, count: int, local: ParallelNet | None, local_starts: int,
+def _vertex_rays(X: torch.Tensor, count: int, m1: int, gen: torch.Generator) -> torch.Tensor:
+    """Unit neurons orthogonal to ``d - 1`` random rows of X, random signs, slightly perturbed:
+    shape (count, d, m1).  (The last right singular vector spans the rows' null space.)"""
+    n, d = X.shape
+    rows = torch.randint(n, (count * m1, max(d - 1, 1)), generator=gen)
+    ray = torch.linalg.svd(X[rows], full_matrices=True).Vh[:, -1, :]          # (count*m1, d)
+    sign = torch.where(torch.rand(count * m1, 1, generator=gen) < 0.5, -1.0, 1.0).double()
+    ray = sign * ray + 1e-3 * torch.randn(ray.shape, generator=gen, dtype=torch.float64)
+    return _unit(ray.reshape(count, m1, d).transpose(1, 2).contiguous())
+
+
+def _starts(X: torch.Tensor, m1: int, config: SearchConfig, local: ParallelNet | None,
             gen: torch.Generator):
-    """Random unit starts with alternating signs, plus perturbations of ``local``'s blocks."""
+    """Random unit starts with alternating signs (a ``data_starts`` share of them on data
+    hyperplanes), plus perturbations of ``local``'s blocks."""
+    count, d = config.starts, X.shape[1]
     W1 = _unit(torch.randn(count, d, m1, generator=gen, dtype=torch.float64))
+    on_data = int(round(config.data_starts * count))
+    if on_data:
+        W1[:on_data] = _unit(_vertex_rays(X, on_data, m1, gen))
     w2 = _unit(torch.randn(count, m1, generator=gen, dtype=torch.float64))
     sign = torch.where(torch.arange(count) % 2 == 0, 1.0, -1.0).double()
+    local_starts = config.local_starts
     if local is None or local.n_subnetworks == 0 or local_starts == 0:
         return W1, w2, sign
     K = local.n_subnetworks
@@ -132,7 +175,7 @@ def search_subnetworks(X: np.ndarray, v: np.ndarray, m1: int, config: SearchConf
     """
     gen = torch.Generator().manual_seed(seed)
     Xt, vt = torch.tensor(X, dtype=torch.float64), torch.tensor(v, dtype=torch.float64)
-    W1, w2, sign = _starts(X.shape[1], m1, config.starts, local, config.local_starts, gen)
+    W1, w2, sign = _starts(Xt, m1, config, local, gen)
     R = sign.shape[0]
     rate = config.lr * torch.logspace(-np.log10(30.0), 0.0, R, dtype=torch.float64)
     rate = rate[torch.randperm(R, generator=gen)]
@@ -162,6 +205,12 @@ def _ascend(x: torch.Tensor, g: torch.Tensor, angle: torch.Tensor) -> torch.Tens
     return _unit(x + angle.reshape(shape) * tangent / norm.clamp_min(1e-300))
 
 
+def fresh_patterns(current: Patterns, candidates: Patterns, max_add: int) -> Patterns:
+    """The first ``max_add`` of ``candidates`` (best first) that ``current`` lacks."""
+    union = current.concat(candidates)
+    return union.take(np.arange(current.n_patterns, union.n_patterns)[:max_add])
+
+
 def new_patterns(current: Patterns, X: np.ndarray, found: Found, threshold: float,
                  max_add: int) -> tuple[Patterns, float]:
     """Patterns of the found sub-networks above ``threshold`` that ``current`` lacks (largest
@@ -172,28 +221,24 @@ def new_patterns(current: Patterns, X: np.ndarray, found: Found, threshold: floa
     if above.size == 0:
         return Patterns.empty(current.m1, current.n_samples), top
     cand = patterns_of_weights(X, found.W1[above], found.w2[above])
-    union = current.concat(cand)
-    fresh = np.arange(current.n_patterns, union.n_patterns)[:max_add]
-    return union.take(fresh), top
-
-
-def search_dual_bound(v: np.ndarray, y: np.ndarray, violation: float) -> float:
-    """``max_t -t v'y - t^2/2 ||v||^2`` over ``0 <= t <= 1 / max(violation, 1)``.
-
-    The violation is taken as at least 1: at a solution of the restricted program its active
-    sub-networks reach exactly beta, so a search reporting less has only missed them.
-    """
-    return dual_value(v, y, best_dual_scale(v, y, 1.0 / max(violation, 1.0)))
+    return fresh_patterns(current, cand, max_add), top
 
 
 @dataclass
 class SearchOutcome:
-    """The final problem (its patterns), the last solve and the per-round records."""
+    """The final problem (its patterns), the last solve and the per-round records.
+
+    ``pricing`` is "exact" or "heuristic" (with ``pricing_note`` saying why);
+    ``global_lower_bound`` is the last exact round's bound (None when heuristic).
+    """
 
     problem: Problem
     result: Result | None
     rounds: list = field(default_factory=list)
     seconds: float = 0.0
+    pricing: str = "heuristic"
+    pricing_note: str = ""
+    global_lower_bound: float | None = None
 
 
 def _active(problem: Problem, result: Result) -> tuple[Patterns, ParallelNet, np.ndarray]:
@@ -207,41 +252,52 @@ def _active(problem: Problem, result: Result) -> tuple[Patterns, ParallelNet, np
     return problem.patterns.take(live), rebuild_network(lift, Z), v
 
 
+def _pricing_set(problem: Problem, config: SearchConfig) -> tuple[PricingSet | None, str]:
+    if config.pricing == "heuristic":
+        return None, "heuristic pricing requested"
+    return try_pricing_set(problem)
+
+
 def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(), seed: int = 0,
                 log: list | None = None) -> SearchOutcome:
     """Column generation from ``problem``'s patterns (none is fine: the first dual is -y).
 
-    Each round solves the program, searches for violating sub-networks, and adds their
-    patterns; patterns whose blocks are zero are dropped unless ``config.keep_inactive``.
-    Stops when a search finds no new violating pattern, or after ``config.max_rounds``
-    searches or ``config.max_seconds`` seconds (then the last patterns are solved once more, so
-    that ``result`` always solves ``problem``).  One record per round goes to ``log`` (and
-    ``rounds``): patterns, added, objective, max_violation (largest value / beta, NaN when no
-    search ran), search_dual_bound, solve_seconds, search_seconds.
+    Each round solves the program, prices sub-networks (exactly when the enumeration is under
+    its guard, else by :func:`search_subnetworks`), and adds the best patterns above
+    ``beta (1 - near)`` that the program lacks; patterns whose blocks are zero are dropped
+    unless ``config.keep_inactive``.  Stops when there is none to add, when an exact round's
+    global gap is <= ``gap_tol``, or after ``max_rounds`` pricings or ``max_seconds`` seconds
+    (then the last patterns are solved once more, so that ``result`` always solves
+    ``problem``).  One record per round goes to ``log`` (and ``rounds``): strategy, round,
+    pricing ("exact" / "heuristic"), patterns, added, objective, max_violation (the largest
+    price / beta: an upper bound when exact; NaN when no pricing ran), global_lower_bound and
+    global_gap, blocks_priced and socps_solved (exact rounds, else None), heuristic_dual_value
+    (heuristic rounds, else None), solve_seconds, search_seconds.
     """
     start = time.perf_counter()
     patterns = problem.patterns if problem.patterns is not None else \
         Patterns.empty(problem.m1, problem.n)
     out = SearchOutcome(problem.with_patterns(patterns), None)
+    pset, out.pricing_note = _pricing_set(problem, config)
+    out.pricing = "heuristic" if pset is None else "exact"
     for rnd in range(config.max_rounds + 1):
         t0 = time.perf_counter()
         kept, local, v, objective = _solve_round(solver, out, rnd)
         t1 = time.perf_counter()
-        spent = t1 - start
-        record = {"strategy": "dual-search", "round": rnd, "patterns": out.problem.n_patterns,
-                  "added": 0, "objective": objective, "max_violation": float("nan"),
-                  "search_dual_bound": float("nan"), "solve_seconds": t1 - t0,
-                  "search_seconds": 0.0}
-        over = config.max_seconds is not None and spent > config.max_seconds
+        record = {"strategy": "dual-search", "round": rnd, "pricing": out.pricing,
+                  "patterns": out.problem.n_patterns, "added": 0, "objective": objective,
+                  "max_violation": float("nan"), "global_lower_bound": None,
+                  "global_gap": None, "heuristic_dual_value": None, "blocks_priced": None,
+                  "socps_solved": None, "solve_seconds": t1 - t0, "search_seconds": 0.0}
+        over = config.max_seconds is not None and t1 - start > config.max_seconds
         added = None
         if rnd < config.max_rounds and not over:
-            found = search_subnetworks(problem.X, v, problem.m1, config, seed + rnd, local)
-            added, top = new_patterns(out.problem.patterns, problem.X, found,
-                                      problem.beta * (1 + config.tol), config.max_add)
-            violation = top / problem.beta
-            record |= {"added": added.n_patterns, "max_violation": violation,
-                       "search_dual_bound": search_dual_bound(v, problem.y, violation),
-                       "search_seconds": time.perf_counter() - t1}
+            price = _price_exact if pset is not None else _price_heuristic
+            added, fields = price(problem, out, v, local, config, seed + rnd, pset, objective)
+            record |= fields | {"added": added.n_patterns,
+                                "search_seconds": time.perf_counter() - t1}
+            if record["global_lower_bound"] is not None:
+                out.global_lower_bound = record["global_lower_bound"]
         out.rounds.append(record)
         if log is not None:
             log.append(record)
@@ -251,6 +307,29 @@ def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(),
         out.problem = out.problem.with_patterns(base.concat(added))
     out.seconds = time.perf_counter() - start
     return out
+
+
+def _price_exact(problem, out, v, local, config, seed, pset, objective):
+    """Exact round: the global bound of ``v`` and the best patterns the program lacks (none
+    once the global gap is <= ``gap_tol``)."""
+    prices = price_all(pset, v, problem.beta * (1 - config.near), config.max_add)
+    bound = capped_dual_value(v, problem.y, problem.beta, prices.upper)
+    gap = relative_gap(objective, bound)
+    fields = {"max_violation": prices.upper / problem.beta, "global_lower_bound": bound,
+              "global_gap": gap, "blocks_priced": pset.n_blocks, "socps_solved": prices.solved}
+    if gap <= config.gap_tol:
+        return Patterns.empty(problem.m1, problem.n), fields
+    above = prices.patterns.take(np.flatnonzero(prices.values > problem.beta * (1 - config.near)))
+    return fresh_patterns(out.problem.patterns, above, config.max_add), fields
+
+
+def _price_heuristic(problem, out, v, local, config, seed, pset, objective):
+    """Heuristic round: :func:`search_subnetworks` and its (non-certifying) dual value."""
+    found = search_subnetworks(problem.X, v, problem.m1, config, seed, local)
+    added, top = new_patterns(out.problem.patterns, problem.X, found,
+                              problem.beta * (1 - config.near), config.max_add)
+    return added, {"max_violation": top / problem.beta,
+                   "heuristic_dual_value": capped_dual_value(v, problem.y, problem.beta, top)}
 
 
 def _solve_round(solver, out: SearchOutcome, rnd: int):

@@ -26,8 +26,10 @@ from scipy.optimize import linprog
 from .problem import Patterns
 
 MAX_CELLS = 400
-MAX_LPS = 30_000   # about 10-30 s of LPs: enough for n <= 12 with d = 2, or n <= 6 with d = 3
+MAX_LPS = 30_000   # 10-30 s of LPs: n <= 15 at d = 2, n <= 5 at d = 3 (general position)
 _TOL = 1e-10
+_CACHE_SIZE = 8
+_MIXED_CACHE: dict = {}
 
 
 class TooLargeToEnumerate(ValueError):
@@ -113,47 +115,81 @@ def _cone_meets(X: np.ndarray, D1: np.ndarray, D2: np.ndarray, S: np.ndarray,
     return res.status == 0
 
 
+def check_size(X: np.ndarray) -> None:
+    """Raise :class:`TooLargeToEnumerate` when ``max_cells(X) > MAX_CELLS`` (a cheap bound)."""
+    bound = max_cells(X)
+    if bound > MAX_CELLS:
+        raise TooLargeToEnumerate(
+            f"too many activation regions to enumerate (up to {bound} > {MAX_CELLS}); "
+            f"use sampled patterns (random:P) for n = {X.shape[0]}, d = {X.shape[1]}")
+
+
+def enumerable_cells(X: np.ndarray) -> np.ndarray:
+    """:func:`arrangement_cells` of X, shape (C, n), under the ``MAX_CELLS`` guard."""
+    X = np.asarray(X, dtype=np.float64)
+    check_size(X)
+    cells = arrangement_cells(X)
+    if cells.shape[0] > MAX_CELLS:
+        raise TooLargeToEnumerate(
+            f"too many activation regions to enumerate ({cells.shape[0]} > {MAX_CELLS}); "
+            f"use sampled patterns (random:P) for n = {X.shape[0]}, d = {X.shape[1]}")
+    return cells
+
+
+def mixed_sign_patterns(X: np.ndarray, cells: np.ndarray) -> Patterns:
+    """Every realizable two-neuron pattern with signs (+, -): cells D1, D2 and each outer mask.
+
+    Raises :class:`TooLargeToEnumerate` when it would take more than ``MAX_LPS`` LPs (C^3).
+    The last few results are cached on (X, cells): exact pricing and the ``exhaustive``
+    strategy enumerate the same data.
+    """
+    key = (X.tobytes(), X.shape, cells.tobytes(), cells.shape)
+    if key not in _MIXED_CACHE:
+        if len(_MIXED_CACHE) >= _CACHE_SIZE:
+            _MIXED_CACHE.pop(next(iter(_MIXED_CACHE)))
+        _MIXED_CACHE[key] = _enumerate_mixed(X, cells)
+    return _MIXED_CACHE[key]
+
+
+def _enumerate_mixed(X: np.ndarray, cells: np.ndarray) -> Patterns:
+    C, n = cells.shape
+    if C * C * C > MAX_LPS:
+        raise TooLargeToEnumerate(
+            f"too many outer masks to enumerate ({C} regions, up to {C ** 3} LPs > {MAX_LPS}); "
+            "use m1 = 1, fewer rows, or sampled patterns (random:P)")
+    inner, outer = [], []
+    for D1 in cells:
+        for D2 in cells:
+            for E in _outer_masks(X, cells, D1, D2):
+                inner.append(np.stack([D1, D2]))
+                outer.append(E)
+    signs = np.tile(np.array([1, -1], np.int8), (len(inner), 1))
+    return Patterns(np.array(inner, bool).reshape(-1, 2, n), signs,
+                    np.array(outer, bool).reshape(-1, n))
+
+
 def exhaustive_patterns(X: np.ndarray, m1: int, depth: int = 3) -> Patterns:
     """Every realizable pattern of a sub-network of width m1 <= 2 on the rows of X."""
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
     if m1 > 2:
         raise TooLargeToEnumerate(f"exhaustive enumeration supports m1 <= 2, got m1 = {m1}")
-    bound = max_cells(X)
-    if bound > MAX_CELLS:
-        raise TooLargeToEnumerate(
-            f"too many activation regions to enumerate (up to {bound} > {MAX_CELLS}); "
-            f"use sampled patterns (random:P) for n = {n}, d = {X.shape[1]}")
-    cells = arrangement_cells(X)
+    cells = enumerable_cells(X)
     C = cells.shape[0]
-    if C > MAX_CELLS:
-        raise TooLargeToEnumerate(
-            f"too many activation regions to enumerate ({C} > {MAX_CELLS}); "
-            f"use sampled patterns (random:P) for n = {n}, d = {X.shape[1]}")
     ones = np.ones(n, bool)
     inner, signs, outer = [], [], []
     for D in cells:
         inner.append(np.stack([D] * m1))
         signs.append(np.ones(m1, np.int8))
         outer.append(ones)
-    if m1 == 2 and depth == 3:
-        if C * C * C > MAX_LPS:
-            raise TooLargeToEnumerate(
-                f"too many outer masks to enumerate ({C} regions, up to {C ** 3} LPs > {MAX_LPS}); "
-                "use m1 = 1, fewer rows, or sampled patterns (random:P)")
-        for a, b in combinations(range(C), 2):     # signs (+, +): E = 1
-            inner.append(np.stack([cells[a], cells[b]]))
-            signs.append(np.ones(2, np.int8))
-            outer.append(ones)
-        for D1 in cells:                           # signs (+, -)
-            for D2 in cells:
-                for E in _outer_masks(X, cells, D1, D2):
-                    inner.append(np.stack([D1, D2]))
-                    signs.append(np.array([1, -1], np.int8))
-                    outer.append(E)
-    elif m1 == 2:                                  # depth 2: pairs add nothing new
-        pass
-    return Patterns(np.array(inner), np.array(signs), np.array(outer)).unique()
+    pats = Patterns(np.array(inner), np.array(signs), np.array(outer))
+    if m1 == 2 and depth == 3:                     # depth 2: pairs add nothing new
+        mixed = mixed_sign_patterns(X, cells)
+        pairs = np.array(list(combinations(range(C), 2)), int).reshape(-1, 2)
+        both = Patterns(cells[pairs], np.ones((len(pairs), 2), np.int8),   # signs (+, +): E = 1
+                        np.ones((len(pairs), n), bool))
+        pats = pats.concat(both).concat(mixed)
+    return pats.unique()
 
 
 def _outer_masks(X: np.ndarray, cells: np.ndarray, D1: np.ndarray, D2: np.ndarray):

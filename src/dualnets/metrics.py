@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .certificate import GAP_TOL, VIOLATION_TOL, certify
+from .certificate import GAP_TOL, VIOLATION_TOL, capped_dual_value, certify, is_certified, \
+    relative_gap
 from .gated import gated_certificate
 from .lifting import Lifting
 from .network import ParallelNet, nc_objective, norm_violation
+from .pricing import price_all, try_pricing_set
 from .problem import Problem
 from .rebuild import block_norms, prune_blocks, rebuild_network
 from .result import Result
@@ -77,3 +79,28 @@ def evaluate(problem: Problem, result: Result, gap_tol: float = GAP_TOL,
         row.update(network_metrics(problem, result.network))
         row["objective"] = row["network_objective"]
     return row
+
+
+GLOBAL_KEYS = ("global_lower_bound", "global_gap", "globally_certified")
+
+
+def global_certificate(problem: Problem, result: Result, network_objective: float,
+                       norm_violation: float = 0.0, gap_tol: float = GAP_TOL) -> dict:
+    """Global lower bound on the NC objective of every network, where the pricing is exact.
+
+    With ``v = A z - y`` from ``result`` and ``p*`` bounded above by pricing every realizable
+    block (:func:`dualnets.pricing.price_all`), ``LB = D(t v)`` at the best
+    ``t <= min(1, beta / p*)`` (docs/design.md section 10); ``global_gap = (network_objective -
+    LB) / network_objective``; ``globally_certified`` when it is <= ``gap_tol`` (and the network
+    is norm-feasible).  All three are None when the enumeration is refused (pricing would be
+    heuristic) or there is no convex solution.
+    """
+    pset, _ = try_pricing_set(problem)
+    if pset is None or result.Z is None or result.model != "relu":
+        return dict.fromkeys(GLOBAL_KEYS)
+    v = Lifting.from_problem(problem).predict(result.Z) - problem.y
+    upper = price_all(pset, v, problem.beta, 1).upper
+    bound = capped_dual_value(v, problem.y, problem.beta, upper)
+    gap = relative_gap(network_objective, bound)
+    return {"global_lower_bound": bound, "global_gap": gap,
+            "globally_certified": is_certified(gap, norm_violation, gap_tol)}

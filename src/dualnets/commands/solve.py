@@ -2,7 +2,9 @@
 
 Prints a short table and, with --json, writes objective, dual_objective, gap, relative_gap,
 constraint_violation, certified, status, network_objective, active_subnetworks, n_patterns,
-solve_seconds and solver.  Exit status 1 when the solver returned no solution.
+solve_seconds, solver and the global certificate: global_lower_bound, global_gap,
+globally_certified (null when the realizable patterns are too many to price exactly).  Exit
+status 1 when the solver returned no solution.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ..io import load_network, load_problem
-from ..metrics import evaluate
+from ..metrics import GLOBAL_KEYS, evaluate, global_certificate
 from ..pattern_specs import SpecContext, apply_spec
 from ..options import parse_pairs, typed_options
 from ..outputs import check_file
@@ -19,7 +21,7 @@ from .common import print_table, write_json
 
 JSON_KEYS = ("objective", "dual_objective", "gap", "relative_gap", "constraint_violation",
              "certified", "status", "network_objective", "active_subnetworks", "n_patterns",
-             "solve_seconds", "solver")
+             "solve_seconds", "solver") + GLOBAL_KEYS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,12 +61,16 @@ def run(args: argparse.Namespace) -> int:
     result = solver.solve(problem)
     solved = result.Z is not None or result.network is not None
     row = evaluate(problem, result)
+    if "network_objective" in row:
+        row |= global_certificate(problem, result, row["network_objective"],
+                                  row.get("norm_violation", 0.0))
     if solver.objective_kind:
         row["objective_kind"] = solver.objective_kind
     if ctx.log:
         row["pattern_log"] = ctx.log   # e.g. the dual-search rounds
     for key in JSON_KEYS:
-        row.setdefault(key, float("nan") if key not in ("certified",) else False)
+        row.setdefault(key, None if key in GLOBAL_KEYS else
+                       float("nan") if key != "certified" else False)
     print_table([row], ["solver", "model", "status", "objective", "dual_objective", "relative_gap",
                         "constraint_violation", "certified", "network_objective",
                         "active_subnetworks", "n_patterns", "solve_seconds"])
