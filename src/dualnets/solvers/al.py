@@ -65,6 +65,7 @@ from .al_polish import polish
 from .base import check_budget
 from .torch_ops import TorchLifting, TorchSolver, Workspace
 from .torch_run import DEFAULT_TOL, Check, Checker, Clock, RunState, to_numpy, warm_arrays
+from .working_set import solve_working_set
 
 CHECK_FRACTION = 0.25       # a multiplier update and check at least this often (of
 #                             max_seconds); the demo's al+network spent its 15 s in one subproblem
@@ -114,6 +115,9 @@ class AugmentedLagrangian(TorchSolver):
     trace_every : int
         Also trace every this many iterations (0: only at multiplier updates); these extra
         evaluations are excluded from the clock.
+    working_set : bool
+        Solve over a working set of patterns grown by pricing (:mod:`.working_set`); the trace
+        then has one full-problem certificate per round.  False: one AL over every block.
     """
 
     name = "al"
@@ -125,7 +129,8 @@ class AugmentedLagrangian(TorchSolver):
                  inner_decay: float = 4.0, rho_growth: float | None = None,
                  inner_iters: int = 1000,
                  polish_at: float = 1e-2, line_search: bool = False, inner: str = "auto",
-                 threads: int | None = 1, trace_every: int = 0, verbose: bool = False):
+                 threads: int | None = 1, trace_every: int = 0, working_set: bool = True,
+                 verbose: bool = False):
         self._set_device(device, dtype)
         if inner not in INNER_METHODS:
             raise ValueError(f"inner must be one of {INNER_METHODS}, got {inner!r}")
@@ -149,8 +154,11 @@ class AugmentedLagrangian(TorchSolver):
         self.inner_iters = int(inner_iters)
         self.polish_at, self.line_search = float(polish_at), bool(line_search)
         self.threads, self.trace_every, self.verbose = threads, int(trace_every), verbose
+        self.working_set = bool(working_set)
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
+        if self.working_set:
+            return solve_working_set(self, problem, warm_start)
         start = time.perf_counter()
         lift = Lifting.from_problem(problem)
         ops = TorchLifting(lift, problem.y, self.device, self.dtype)
