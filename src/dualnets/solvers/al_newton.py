@@ -8,8 +8,9 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
 1. a proximal gradient step ``z' = prox_{t beta}(z - t grad f(z))``, ``t = 1/L`` with ``L`` an
    upper bound of ``lmax(H)``, fixes which groups are zero and measures the optimality residual;
 2. on the nonzero groups ``N`` of ``z'``, where ``phi`` is smooth,
-   ``(H_NN + diag_g beta/||z'_g|| (I - u_g u_g') + eps I) dz = -(grad f(z')_N + beta u_N)``
-   with ``u_g = z'_g / ||z'_g||``, solved by a dense Cholesky, or, when ``n < |N| d / 2``, by
+   ``(H_NN + diag_g beta/||z'_g|| (I - u_g u_g') + (eps + tau) I) dz = -(grad f(z')_N +
+   beta u_N)`` with ``u_g = z'_g / ||z'_g||`` and the Levenberg-Marquardt damping
+   ``tau = ||rhs|| / (STEP_RATIO ||z'_N||)`` (it vanishes with the residual), solved by a dense Cholesky, or, when ``n < |N| d / 2``, by
    Woodbury: everything but ``A_N'A_N`` is block diagonal per network block, so only an
    ``n x n`` matrix is factored (checked by iterative refinement; dense if that fails);
 3. Armijo backtracking on ``phi`` along ``dz``, where a group whose step would carry it
@@ -46,6 +47,9 @@ REFINEMENTS = 2           # iterative refinement steps of the low-rank (Woodbury
 LOW_RANK_RESIDUAL = 1e-10  # relative residual it must reach, else the dense solve is used
 RECOUNT_FRACTION = 0.02   # more switched cone rows than this: recount with one GEMM
 NEWTON_STEPS = 50         # cap on Newton steps per subproblem
+STEP_RATIO = 10.0          # damping ||rhs|| / (STEP_RATIO ||z_N||): the step stays within
+#                           ~STEP_RATIO ||z_N|| (A'A is singular; undamped steps of 1e6 ||z||
+#                           needed 33 halvings, more than the line search allows)
 CURVATURE_CAP = 1e8       # beta/||z_g|| capped at this times max diag(H): a group of norm
 #                           ~1e-30 (float32 round-off) made the matrix numerically indefinite
 
@@ -264,8 +268,10 @@ class NewtonInner(InnerSolver):
             return Zp, residual, False
         u = Zp[active].to(torch.float64) / norms[active, None].to(torch.float64)
         rhs = -(grad[active].to(torch.float64) + beta * u).flatten()
+        damping = float(torch.linalg.vector_norm(rhs)) / (
+            STEP_RATIO * float(torch.linalg.vector_norm(Zp[active])))
         p, q, C, scale = self._local_terms(active, u, norms[active].to(torch.float64), rho,
-                                           beta, ws)
+                                           beta, ws, damping)
         direction, accurate = None, False
         if self.col_weight is not None and (
                 self.gram is None or 2 * self.ops.n < active.numel() * self.d):
@@ -293,16 +299,20 @@ class NewtonInner(InnerSolver):
                 self._evaluated = trial
                 return trial, residual, False
             alpha *= 0.5
-        return Zp, residual, True       # no decrease left above round-off: as solved as it gets
+        # no decrease along the direction: the prox point (a descent step), and not solved;
+        # calling this "solved" grew rho 10x per multiplier update on a stalled subproblem
+        # (test grid, depth 3: rho 2e2 -> 2e8 and a gap of 0.9 for 60 s)
+        return Zp, residual, False
 
     def _local_terms(self, active: torch.Tensor, u: torch.Tensor, norms: torch.Tensor,
-                     rho: float, beta: float, ws: Workspace):
+                     rho: float, beta: float, ws: Workspace, damping: float = 0.0):
         """The Newton matrix less ``A'A``, as blocks ``(p, q, C)`` with ``p <= q`` (positions in
         ``active``; ``C`` is (k, d, d), and the ``(q, p)`` block is its transpose): the cone
         Hessian ``rho B_S'B_S`` at the point whose multipliers are in ``ws`` (mu > 0 marks S)
         and the norms' curvature.  Also the largest diagonal entry of ``H = A'A + rho B_S'B_S``
         (the scale of the ridge; the curvature ``beta/||z_g||`` is left out of it, as it blows
-        up on groups near zero)."""
+        up on groups near zero).  ``damping`` is added to the diagonal of every group's block
+        (the Levenberg-Marquardt term of :meth:`step`)."""
         a, d, f64 = active.numel(), self.d, torch.float64
         pos = torch.arange(a, device=active.device)
         self.cones.update(ws)
@@ -322,7 +332,8 @@ class NewtonInner(InnerSolver):
         scale = float(diagonal.max())
         eye = torch.eye(d, dtype=f64, device=active.device)
         weight = (beta / norms).clamp_max(CURVATURE_CAP * max(scale, beta))
-        curvature = weight[:, None, None] * (eye - u[:, :, None] * u[:, None, :])
+        curvature = weight[:, None, None] * (eye - u[:, :, None] * u[:, None, :]) + \
+            damping * eye
         return torch.cat([p, pos]), torch.cat([q, pos]), torch.cat([C, curvature]), scale
 
     def _dense(self, active: torch.Tensor, p: torch.Tensor, q: torch.Tensor,

@@ -131,8 +131,8 @@ def solve_working_set(solver, problem: Problem, warm_start: Result | None) -> Re
     run = _Run(solver, problem, lift, state, pricer)
     run.loop()
     Z, lam_i, lam_o = run.best_arrays()
-    info = dict(run.info, patterns=problem.patterns, working_set_patterns=int(run.best[4]),
-                working_set_rounds=run.rounds)
+    info = dict(run.info, patterns=problem.patterns, working_set=run.best[4].tolist(),
+                working_set_patterns=int(run.best[4].size), working_set_rounds=run.rounds)
     return Result(solver.name, run.status, Z=Z, lam_inner=lam_i, lam_outer=lam_o,
                   setup_seconds=setup, solve_seconds=run.seconds(), warmup_seconds=run.warmup,
                   iterations=run.iterations, trace=tuple(run.trace), info=info,
@@ -233,7 +233,7 @@ class _Run:
                     cert.constraint_violation / solver.violation_tol)
         if self.best is None or score <= self.best[0]:
             lam_o = None if state.lam_o is None else state.lam_o.copy()
-            self.best = (score, state.Z.copy(), state.lam_i.copy(), lam_o, state.members.size,
+            self.best = (score, state.Z.copy(), state.lam_i.copy(), lam_o, state.members.copy(),
                          len(self.trace) - 1)
 
     def best_arrays(self):
