@@ -14,6 +14,10 @@ patterns ``W`` (a pattern brings both of its sign blocks) and repeats:
 4. stop when it certifies; otherwise add the worst violators (``p_b > beta``), at least
    ``MIN_ADDED`` patterns and as many as ``W`` already holds (the set grows geometrically).
 
+Early rounds are inexact, as in celer: a round solves the restricted program only to
+``INEXACT_RATIO`` times the last full gap (never below ``gap_tol``); a round that finds no
+violator after such a loose solve solves the same set again, tighter.
+
 A cold start first prices every block at ``z = 0`` (``v = -y``): when none violates, ``z = 0`` is
 certified without any solve (large beta, ``y = 0``).  The returned multipliers cover every block,
 so ``certify()`` on the full problem reproduces the final trace row.
@@ -35,6 +39,11 @@ from .al_pricing import BlockPrice, BlockPricer
 from .torch_run import warm_arrays
 
 MIN_ADDED = 8          # patterns added per round at least (the first set included)
+FULL_FRACTION = 0.5    # a set that would hold this fraction of the patterns takes every
+#                        violator (planted n = 400, P = 50: 37 patterns were needed, and
+#                        rounds of 8, 16, 32 cost more than one solve over all of them)
+INEXACT_RATIO = 0.1    # a round solves the restricted program to this fraction of the last
+#                        full gap (never tighter than gap_tol): the first rounds' sets change
 
 
 class WorkingSetState:
@@ -52,6 +61,7 @@ class WorkingSetState:
         self.lam_o = None if lift.depth == 2 else (
             np.zeros((B, n)) if lam_o is None else np.array(lam_o, np.float64))
         P, m1 = lift.n_patterns, lift.m1
+        self.n_patterns = P
         nonzero = np.linalg.norm(self.Z, axis=1).reshape(2, P, m1).max(axis=(0, 2)) > 0
         self.members = np.flatnonzero(nonzero)
         self.prices: dict[int, BlockPrice] = {}
@@ -116,6 +126,8 @@ def grow(state: WorkingSetState, outside: dict[int, float], beta: float) -> int:
     the set already holds; returns how many were added."""
     violators = sorted((c for c, p in outside.items() if p > beta), key=lambda c: -outside[c])
     added = violators[: max(MIN_ADDED, state.members.size)]
+    if added and state.members.size + len(added) >= FULL_FRACTION * state.n_patterns:
+        added = violators                      # most patterns are needed: take them all
     state.members = np.sort(np.concatenate([state.members, np.array(added, dtype=np.int64)]))
     return len(added)
 
@@ -150,7 +162,9 @@ class _Run:
         self.iterations, self.rounds, self.status = 0, 0, "max_iterations"
         self.trace: list[tuple] = []
         self.info: dict = {}
-        self.best = None     # (score, Z, lam_i, lam_o, members)
+        self.best = None     # (score, Z, lam_i, lam_o, members, trace row)
+        self.last_gap = 0.0  # |relative gap| of the last full certificate
+        self.tolerance = 0.0  # gap_tol of the last restricted solve
 
     def seconds(self) -> float:
         return time.perf_counter() - self.start - self.warmup
@@ -179,6 +193,11 @@ class _Run:
         solver, state, problem = self.solver, self.state, self.problem
         sub = copy.copy(solver)
         sub.working_set = False
+        # inexact early rounds (as celer does): the restricted program only needs to be solved
+        # to a fraction of the full gap that the pricing found
+        loose = INEXACT_RATIO * self.last_gap
+        sub.gap_tol = self.tolerance = max(solver.gap_tol, loose)
+        sub.violation_tol = max(solver.violation_tol, loose)
         sub.max_seconds = solver.max_seconds - self.seconds()
         sub.max_iters = solver.max_iters - self.iterations
         if not sub.max_seconds > 0 or sub.max_iters < 1:
@@ -210,6 +229,7 @@ class _Run:
         cert = certificate_from(v, problem.y, problem.beta, primal, worst, violation,
                                 solver.gap_tol, solver.violation_tol)
         self._record(cert)
+        self.last_gap = abs(cert.relative_gap)
         if cert.certified:
             self.status = "optimal"
             return True
@@ -219,6 +239,9 @@ class _Run:
                   f"{cert.constraint_violation:.2e} added {added} -> {state.members.size} of "
                   f"{self.lift.n_patterns} patterns")
         if added == 0:
+            if solved and self.tolerance > solver.gap_tol:
+                self.last_gap = 0.0           # solved loosely: again, to gap_tol, same set
+                return False
             if solved:
                 self.status = "inaccurate"
             return True
