@@ -255,22 +255,41 @@ def test_float32_newton_certifies_1e4(seed):
     assert abs(cert.objective - ref) <= 1e-4 * abs(ref)
 
 
-@pytest.mark.xfail(strict=True, reason="known: with FISTA inner solves the float32 certified gap "
-                   "stalls near 1e-3 (multipliers ~1e3 beta lose their last digits)")
-def test_float32_fista_certified_gap_reaches_1e4():
+def float32_fista_certificate(working_set: bool):
     problem = random_problem(3)
-    result = AugmentedLagrangian(dtype="float32", max_iters=8000, inner="fista").solve(problem)
+    result = AugmentedLagrangian(dtype="float32", max_iters=8000, inner="fista",
+                                 working_set=working_set).solve(problem)
     lift = Lifting.from_problem(problem)
-    cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer)
-    assert cert.relative_gap <= 1e-4
+    cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer,
+                   gap_tol=1e-4, violation_tol=1e-4)
+    return result, cert
+
+
+def test_float32_fista_meets_its_stopping_rule_with_the_working_set():
+    """float32 FISTA stops on its own rule (1e-4, checked in float64): the restricted solve
+    of the first (loose) round leaves a point from which the Newton polish certifies."""
+    result, cert = float32_fista_certificate(working_set=True)
+    assert result.status == "optimal" and cert.certified
+
+
+@pytest.mark.xfail(strict=True, reason="measured: over every block at once, float32 FISTA keeps "
+                   "the violation near 2e-3 for 6000 of 8000 steps (rho at its 1000x cap "
+                   "is too soft for float32 feasibility) and both polish attempts fail; the "
+                   "gap ends at 1.2e-3")
+def test_float32_fista_without_working_set_meets_its_stopping_rule():
+    result, cert = float32_fista_certificate(working_set=False)
+    assert result.status == "optimal" and cert.certified
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize("working_set", [True, False])
+@pytest.mark.parametrize("dtype, tol", [("float64", TOL), ("float32", 1e-4)])
+def test_cuda_matches_cpu(dtype, tol, working_set):
     problem = random_problem(3)
-    result = AugmentedLagrangian(device="cuda", max_seconds=60).solve(problem)
-    assert result.info["device"] == "cuda"
-    assert_certified_match(problem, result)
+    result = AugmentedLagrangian(device="cuda", dtype=dtype, working_set=working_set,
+                                 max_seconds=60).solve(problem)
+    assert result.info["device"] == "cuda" and result.status == "optimal"
+    assert_certified_match(problem, result, tol)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
