@@ -11,7 +11,8 @@ With the residual ``v = A z - y`` (the code's one convention, section 4), a bloc
 with ``li_j`` (n) the inner multipliers of group ``j`` and ``lo`` (n) the outer ones (depth 3;
 depth 2 has ``E = 1`` and no ``lo``).  Stacking the ``m1`` groups, ``r = a - M l`` with ``l >= 0``
 and ``M`` of ``m1 d`` rows: for ``m1 = 1`` the price is one nonnegative least squares (the
-distance from ``a`` to the polyhedral cone of ``M``).  For ``m1 > 1`` the min-max is the saddle
+distance from ``a`` to the polyhedral cone of ``M``), solved by column generation
+(:func:`column_nnls`: ``M`` has ``~(m1 + 1) n`` columns, the solution at most ``m1 d`` nonzeros).  For ``m1 > 1`` the min-max is the saddle
 point ``p_b^2 = max_{w in simplex} min_l sum_j w_j ||r_j(l)||^2`` (convex in ``l``, linear in
 ``w``): every weighted NNLS gives a lower bound ``sqrt(g(w))`` and an upper bound
 ``max_j ||r_j(l_w)||``, and Lawson's update ``w_j <- w_j ||r_j||`` moves ``w`` towards the
@@ -28,8 +29,47 @@ from scipy.optimize import nnls
 
 from ..lifting import Lifting
 
+WEIGHT_FLOOR = 1e-4   # least Lawson weight of a group
 LAWSON_STEPS = 8      # weighted NNLS solves per undecided block (m1 > 1)
-NNLS_ITERATIONS = 20  # Lawson-Hanson iterations allowed per row of M (times m1 d)
+NNLS_ITERATIONS = 20  # Lawson-Hanson iterations allowed per unknown of a restricted NNLS
+COLUMNS_FIRST = 2     # column generation starts from 2 k columns (k = m1 d rows) ...
+COLUMN_ROUNDS = 10    # ... and adds at most 2 k per round, for at most this many rounds
+CORRELATION_TOL = 1e-10   # a column enters when M_i'r > this ||M_i|| ||r||
+
+
+def column_nnls(M: np.ndarray, b: np.ndarray,
+                rounds: int = COLUMN_ROUNDS) -> tuple[np.ndarray, float, bool]:
+    """``min_{x >= 0} ||b - M x||`` for a wide ``M`` (k x N, k << N), by column generation:
+    Lawson-Hanson on the ``COLUMNS_FIRST k`` columns most correlated with ``b``, then on those
+    plus the ``2 k`` columns most correlated with the residual ``r``, until ``M'r <= 0`` (the
+    KKT condition: exact) or ``rounds`` rounds.  Any ``x >= 0`` is dual feasible for the
+    certificate, so an unfinished ``x`` is still a valid upper bound.  Returns ``(x, ||r||,
+    exact)``.  (A Lawson-Hanson solve over every column took 0.13 s per block at d = 50,
+    n = 1600.)"""
+    k, N = M.shape
+    x = np.zeros(N)
+    norms = np.maximum(np.linalg.norm(M, axis=0), 1e-300)
+    score = (M.T @ b) / norms
+    cols = np.argsort(-score)[: COLUMNS_FIRST * k]
+    cols = cols[score[cols] > 0]
+    r = b.copy()
+    for _ in range(rounds):
+        if cols.size:
+            try:
+                sub, _ = nnls(M[:, cols], b, maxiter=NNLS_ITERATIONS * max(k, cols.size))
+            except RuntimeError:         # Lawson-Hanson did not finish: keep the last x
+                break
+            x[:] = 0.0
+            x[cols] = sub
+            r = b - M[:, cols] @ sub
+        score = (M.T @ r) / norms
+        scale = CORRELATION_TOL * float(np.linalg.norm(r))
+        fresh = np.flatnonzero(score > scale)
+        if fresh.size == 0:
+            return x, float(np.linalg.norm(r)), True
+        keep = cols[x[cols] > 0]
+        cols = np.union1d(keep, fresh[np.argsort(-score[fresh])[: 2 * k]])
+    return x, float(np.linalg.norm(r)), False
 
 
 @dataclass(frozen=True)
@@ -105,11 +145,13 @@ class BlockPricer:
         return BlockPrice(float(norms.max(initial=0.0)), 0.0, lam_i, lam_o)
 
     def price(self, v: np.ndarray, b: int, threshold: float, start: BlockPrice | None = None,
-              lawson_steps: int = LAWSON_STEPS) -> BlockPrice:
+              lawson_steps: int = LAWSON_STEPS,
+              column_rounds: int = COLUMN_ROUNDS) -> BlockPrice:
         """The price of block ``b`` at residual ``v``, decided against ``threshold`` (beta).
 
         Cheap tries first: no multipliers, then ``start`` (the block's multipliers of an
-        earlier round); then NNLS (exact for m1 = 1) and up to ``lawson_steps`` weighted ones.
+        earlier round); then NNLS (exact for m1 = 1; ``column_rounds`` of column generation)
+        and up to ``lawson_steps`` weighted ones.
         """
         a = self.targets(v, b)
         zeros = np.zeros((self.m1, self.n))
@@ -121,23 +163,22 @@ class BlockPricer:
             if warm.upper <= threshold:
                 return warm
             best = min(best, warm, key=lambda p: p.upper)
-        return self._refine(b, a, threshold, best, lawson_steps)
+        if lawson_steps < 1:
+            return best
+        return self._refine(b, a, threshold, best, lawson_steps, column_rounds)
 
     def _refine(self, b: int, a: np.ndarray, threshold: float, best: BlockPrice,
-                lawson_steps: int) -> BlockPrice:
+                lawson_steps: int, column_rounds: int) -> BlockPrice:
         """Weighted NNLS solves (Lawson's weights), keeping the best upper bound and the
         largest lower bound."""
         M, index = self._columns(b)
         m1, d = self.m1, self.d
         w, lower = np.full(m1, 1.0 / m1), 0.0
-        for _ in range(1 if m1 == 1 else max(1, lawson_steps)):
+        for _ in range(1 if m1 == 1 else lawson_steps):
             scale = np.repeat(np.sqrt(w), d)
-            try:
-                x, rnorm = nnls(M * scale[:, None], a.ravel() * scale,
-                                maxiter=NNLS_ITERATIONS * M.shape[0])
-            except RuntimeError:         # Lawson-Hanson did not finish: undecided
-                break
-            lower = max(lower, float(rnorm))
+            x, rnorm, exact = column_nnls(M * scale[:, None], a.ravel() * scale, column_rounds)
+            if exact:
+                lower = max(lower, rnorm)
             lam_i, lam_o = self._split(x, index)
             trial = self._price(b, a, lam_i, lam_o)
             if trial.upper < best.upper:
@@ -147,5 +188,7 @@ class BlockPricer:
             norms = np.linalg.norm(self.residuals(b, a, lam_i, lam_o), axis=1)
             if not norms.sum() > 0:
                 break
-            w = w * norms / float(w @ norms)
+            # floored: a weight at 0 never comes back, and its group can become the max
+            w = np.maximum(w * norms / float(w @ norms), WEIGHT_FLOOR)
+            w /= w.sum()
         return BlockPrice(best.upper, min(lower, best.upper), best.lam_inner, best.lam_outer)

@@ -35,6 +35,7 @@ from ..certificate import Certificate, certificate_from, primal_value, relative_
 from ..lifting import Lifting
 from ..problem import Problem
 from ..result import Result
+from .al_newton import newton_fits
 from .al_pricing import BlockPrice, BlockPricer
 from .torch_run import warm_arrays
 
@@ -42,6 +43,8 @@ MIN_ADDED = 8          # patterns added per round at least (the first set includ
 FULL_FRACTION = 0.5    # a set that would hold this fraction of the patterns takes every
 #                        violator (planted n = 400, P = 50: 37 patterns were needed, and
 #                        rounds of 8, 16, 32 cost more than one solve over all of them)
+COARSE_GAP = 1e-2      # above this full gap (and at z = 0) the pricing only ranks: one NNLS
+COARSE_COLUMN_ROUNDS = 3   # of this many column-generation rounds per block
 INEXACT_RATIO = 0.1    # a round solves the restricted program to this fraction of the last
 #                        full gap (never tighter than gap_tol): the first rounds' sets change
 
@@ -101,9 +104,14 @@ def restricted_pieces(problem: Problem, members: np.ndarray, state: WorkingSetSt
 
 
 def price_outside(pricer: BlockPricer, state: WorkingSetState, lift: Lifting, v: np.ndarray,
-                  beta: float) -> dict[int, float]:
+                  beta: float, coarse: bool, deadline: float) -> dict[int, float]:
     """Price every block whose pattern is outside the working set; their multipliers go into
-    ``state``.  Returns ``{pattern: largest price of its two blocks}``."""
+    ``state``.  Returns ``{pattern: largest price of its two blocks}``.
+
+    ``coarse`` (far from optimal: the prices only rank the violators) caps the effort at one
+    NNLS of ``COARSE_COLUMN_ROUNDS``; past ``deadline`` (a ``time.perf_counter`` value) the
+    blocks left are priced with their last multipliers only (no NNLS).
+    """
     P, m1 = lift.n_patterns, lift.m1
     inside = np.zeros(P, bool)
     inside[state.members] = True
@@ -112,7 +120,13 @@ def price_outside(pricer: BlockPricer, state: WorkingSetState, lift: Lifting, v:
         c = b % P
         if inside[c]:
             continue
-        price = pricer.price(v, b, beta, start=state.prices.get(b))
+        if time.perf_counter() > deadline:
+            effort = dict(lawson_steps=0, column_rounds=0)
+        elif coarse:
+            effort = dict(lawson_steps=1, column_rounds=COARSE_COLUMN_ROUNDS)
+        else:
+            effort = {}
+        price = pricer.price(v, b, beta, start=state.prices.get(b), **effort)
         state.prices[b] = price
         state.lam_i[b * m1:(b + 1) * m1] = price.lam_inner
         if state.lam_o is not None:
@@ -121,13 +135,29 @@ def price_outside(pricer: BlockPricer, state: WorkingSetState, lift: Lifting, v:
     return worst
 
 
-def grow(state: WorkingSetState, outside: dict[int, float], beta: float) -> int:
+def newton_capacity(problem: Problem) -> int:
+    """The most patterns ``k`` such that every set of at most ``k`` patterns keeps the Newton
+    system within its size (``al_newton.newton_fits`` with ``G = 2 k m1``)."""
+    k = 0
+    while k < problem.n_patterns and newton_fits(problem.n, 2 * (k + 1) * problem.m1,
+                                                 problem.d):
+        k += 1
+    return k
+
+
+def grow(state: WorkingSetState, outside: dict[int, float], beta: float,
+         capacity: int) -> int:
     """Add the worst violators (price above ``beta``), at least ``MIN_ADDED`` and as many as
-    the set already holds; returns how many were added."""
+    the set already holds, all of them once the set would hold ``FULL_FRACTION`` of the
+    patterns; no more than ``capacity`` patterns in all while some violator still fits (the
+    Newton size: above it ``auto`` falls back to fista).  Returns how many were added."""
     violators = sorted((c for c, p in outside.items() if p > beta), key=lambda c: -outside[c])
-    added = violators[: max(MIN_ADDED, state.members.size)]
-    if added and state.members.size + len(added) >= FULL_FRACTION * state.n_patterns:
+    size = state.members.size
+    added = violators[: max(MIN_ADDED, size)]
+    if added and size + len(added) >= FULL_FRACTION * state.n_patterns:
         added = violators                      # most patterns are needed: take them all
+    if size < capacity:
+        added = added[: capacity - size]
     state.members = np.sort(np.concatenate([state.members, np.array(added, dtype=np.int64)]))
     return len(added)
 
@@ -165,6 +195,8 @@ class _Run:
         self.best = None     # (score, Z, lam_i, lam_o, members, trace row)
         self.last_gap = 0.0  # |relative gap| of the last full certificate
         self.tolerance = 0.0  # gap_tol of the last restricted solve
+        self.capacity = problem.n_patterns if solver.inner == "fista" else newton_capacity(
+            problem)
 
     def seconds(self) -> float:
         return time.perf_counter() - self.start - self.warmup
@@ -224,7 +256,9 @@ class _Run:
         solver, state, problem = self.solver, self.state, self.problem
         v, primal, worst_in, violation = restricted_pieces(problem, state.members, state,
                                                            self.lift)
-        outside = price_outside(self.pricer, state, self.lift, v, problem.beta)
+        deadline = self.start + self.warmup + solver.max_seconds
+        outside = price_outside(self.pricer, state, self.lift, v, problem.beta,
+                                self.last_gap > COARSE_GAP or not self.rounds, deadline)
         worst = max([worst_in, *outside.values()])
         cert = certificate_from(v, problem.y, problem.beta, primal, worst, violation,
                                 solver.gap_tol, solver.violation_tol)
@@ -233,7 +267,7 @@ class _Run:
         if cert.certified:
             self.status = "optimal"
             return True
-        added = grow(state, outside, problem.beta)
+        added = grow(state, outside, problem.beta, self.capacity)
         if solver.verbose:
             print(f"al working set: round {self.rounds} gap {cert.relative_gap:.2e} viol "
                   f"{cert.constraint_violation:.2e} added {added} -> {state.members.size} of "
