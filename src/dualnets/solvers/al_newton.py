@@ -197,6 +197,8 @@ class NewtonInner(InnerSolver):
 
     name = "newton"
     max_rho_growth = 1e5
+    softens = True
+    step_cap = NEWTON_STEPS
 
     def __init__(self, ops: TorchLifting):
         self.rho_defaults = (10.0, 5.0) if ops.dtype == torch.float32 else (100.0, 10.0)
