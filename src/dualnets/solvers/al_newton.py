@@ -264,9 +264,9 @@ class NewtonInner(InnerSolver):
     def step(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor, rho: float,
              beta: float, eta: float, ws: Workspace) -> tuple[torch.Tensor, float, bool]:
         """``(Z_next, residual, done)``: ``residual = max_g ||(z - z')_g|| / (t beta)`` at ``Z``;
-        ``done`` when it is ``<= eta`` (then ``Z_next = z'``, the prox point) or when the line
-        search found no decrease above round-off (the subproblem is solved to working
-        precision; at large ``rho`` that floor can sit above ``eta``)."""
+        ``done`` only when it is ``<= eta`` (then ``Z_next = z'``, the prox point).  Without
+        a Newton step (no active group, no definite system, no descent, or a line search that
+        found no decrease above round-off) ``Z_next`` is the prox point and ``done`` False."""
         ops = self.ops
         t = 1.0 / self.lipschitz(rho)
         if Z is self._evaluated:                 # the last accepted trial: r, mu are in ws
