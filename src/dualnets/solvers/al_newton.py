@@ -51,6 +51,7 @@ REFINEMENTS = 2           # iterative refinement steps of the low-rank (Woodbury
 LOW_RANK_RESIDUAL = 1e-10  # relative residual it must reach, else the dense solve is used
 RECOUNT_FRACTION = 0.02   # more switched cone rows than this: recount with one GEMM
 NEWTON_STEPS = 50         # cap on Newton steps per subproblem
+MAX_STALLS = 3            # line searches in a row without decrease that end a subproblem
 STEP_RATIO = 10.0          # damping ||rhs|| / (STEP_RATIO ||z_N||): the step stays within
 #                           ~STEP_RATIO ||z_N|| (A'A is singular; undamped steps of 1e6 ||z||
 #                           needed 33 halvings, more than the line search allows)
@@ -229,6 +230,7 @@ class NewtonInner(InnerSolver):
         self.sign = ops.group_sign.to(f64)
         self.cones = ConeSums(ops, self.XX)
         self._evaluated = None   # the point whose forward pass is in the workspace
+        self.stalled = False     # the last step's line search found no decrease
 
     def forget(self) -> None:
         """The workspace or the multipliers changed: the next step starts from scratch."""
@@ -252,10 +254,14 @@ class NewtonInner(InnerSolver):
         return self.lmax_loss + rho * self.lmax_cones
 
     def solve(self, Z, sub, stop, on_step):
-        """Newton steps until solved, ``NEWTON_STEPS`` steps or ``stop()``."""
-        solved, steps = False, 0
-        while not solved and steps < NEWTON_STEPS and not stop():
+        """Newton steps until solved, ``NEWTON_STEPS`` steps, ``MAX_STALLS`` line searches
+        in a row without decrease (round-off: back to the outer loop, unsolved, so that
+        ``rho`` neither grows nor softens) or ``stop()``."""
+        solved, steps, stalls = False, 0, 0
+        while not solved and steps < NEWTON_STEPS and stalls < MAX_STALLS and not stop():
+            self.stalled = False
             Z, _, solved = self.step(Z, sub.lam_i, sub.lam_o, sub.rho, sub.beta, sub.eta, sub.ws)
+            stalls = stalls + 1 if self.stalled else 0
             steps += 1
             on_step(Z)
         return Z, solved, steps
@@ -320,6 +326,7 @@ class NewtonInner(InnerSolver):
         # no decrease along the direction: the prox point (a descent step), and not solved;
         # calling this "solved" grew rho 10x per multiplier update on a stalled subproblem
         # (test grid, depth 3: rho 2e2 -> 2e8 and a gap of 0.9 for 60 s)
+        self.stalled = True
         return Zp, residual, False
 
     def _local_terms(self, active: torch.Tensor, u: torch.Tensor, norms: torch.Tensor,
