@@ -35,6 +35,7 @@ NNLS_ITERATIONS = 20  # Lawson-Hanson iterations allowed per unknown of a restri
 COLUMNS_FIRST = 2     # column generation starts from 2 k columns (k = m1 d rows) ...
 COLUMN_ROUNDS = 10    # ... and adds at most 2 k per round, for at most this many rounds
 CORRELATION_TOL = 1e-10   # a column enters when M_i'r > this ||M_i|| ||r||
+ZERO_RESIDUAL = 1e-13     # ||r|| below this ||b||: b is in the cone (exact, up to round-off)
 
 
 def column_nnls(M: np.ndarray, b: np.ndarray,
@@ -42,7 +43,7 @@ def column_nnls(M: np.ndarray, b: np.ndarray,
     """``min_{x >= 0} ||b - M x||`` for a wide ``M`` (k x N, k << N), by column generation:
     Lawson-Hanson on the ``COLUMNS_FIRST k`` columns most correlated with ``b``, then on those
     plus the ``2 k`` columns most correlated with the residual ``r``, until ``M'r <= 0`` (the
-    KKT condition: exact) or ``rounds`` rounds.  Any ``x >= 0`` is dual feasible for the
+    KKT condition: exact; or ``||r||`` at round-off) or ``rounds`` rounds.  Any ``x >= 0`` is dual feasible for the
     certificate, so an unfinished ``x`` is still a valid upper bound.  Returns ``(x, ||r||,
     exact)``.  (A Lawson-Hanson solve over every column took 0.13 s per block at d = 50,
     n = 1600.)"""
@@ -63,10 +64,10 @@ def column_nnls(M: np.ndarray, b: np.ndarray,
             x[cols] = sub
             r = b - M[:, cols] @ sub
         score = (M.T @ r) / norms
-        scale = CORRELATION_TOL * float(np.linalg.norm(r))
-        fresh = np.flatnonzero(score > scale)
-        if fresh.size == 0:
-            return x, float(np.linalg.norm(r)), True
+        rnorm = float(np.linalg.norm(r))
+        fresh = np.flatnonzero(score > CORRELATION_TOL * rnorm)
+        if fresh.size == 0 or rnorm <= ZERO_RESIDUAL * float(np.linalg.norm(b)):
+            return x, rnorm, True
         keep = cols[x[cols] > 0]
         cols = np.union1d(keep, fresh[np.argsort(-score[fresh])[: 2 * k]])
     return x, float(np.linalg.norm(r)), False
