@@ -7,6 +7,8 @@ its peak resident memory is its own.  Usage::
     python bench/run_first_order.py --n 1600 --d 10 50 200 --solvers al --threads 1
     python bench/run_first_order.py --n 1600 --solvers al --gemm-ratio      # hardware floor
     python bench/run_first_order.py --n 400 1600 --scnn                     # depth-2 peer
+    python bench/run_first_order.py --dataset breast_cancer --P 500 --solvers al clarabel
+    python bench/run_first_order.py --n 64000 --device cuda --dtype float32  # (bench/gpu_check.sh)
 
 Reported per run: time to certified relative gap (and relative violation) 1e-4 and 1e-6 read
 from the solver's trace (AL; the trace's device certificate is the formula of certify()), or
@@ -29,17 +31,25 @@ import time
 from pathlib import Path
 
 GRIDS = {"n": [(n, 10) for n in (400, 1600, 16000, 64000)],
-         "d": [(1600, d) for d in (10, 50, 200)]}
+         "d": [(1600, d) for d in (10, 50, 200)],
+         "large": [(n, 10) for n in (64000, 256000)],
+         "gpu": [(n, 10) for n in (16000, 64000, 256000, 1000000)]}
 LEVELS = (1e-4, 1e-6)
 
 
-def planted_problem(n: int, d: int, m1: int, P: int, beta: float, seed: int, depth: int = 3):
+def planted_problem(n: int, d: int, m1: int, P: int, beta: float, seed: int, depth: int = 3,
+                    dataset: str = "planted"):
+    """Planted data (n, d), or every training row of a real ``dataset`` (n, d ignored)."""
     from dualnets.datasets import load_dataset
     from dualnets.patterns import sample_patterns
     from dualnets.problem import Problem
 
-    data = load_dataset("planted", n=n, d=d, seed=seed)
-    problem = Problem(data.X_train, data.y_train, beta, m1, depth=depth, name=f"planted{n}x{d}")
+    if dataset == "planted":
+        data = load_dataset("planted", n=n, d=d, seed=seed)
+    else:
+        data = load_dataset(dataset, seed=seed)
+    name = f"planted{n}x{d}" if dataset == "planted" else dataset
+    problem = Problem(data.X_train, data.y_train, beta, m1, depth=depth, name=name)
     return problem.with_patterns(sample_patterns(problem.X, m1, P, seed, depth))
 
 
@@ -62,17 +72,24 @@ def run_solver(args, n: int, d: int, solver: str) -> dict:
 
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
-        problem = planted_problem(n, d, args.m1, args.P, args.beta, args.seed, args.depth)
+        problem = planted_problem(n, d, args.m1, args.P, args.beta, args.seed, args.depth,
+                                  args.dataset)
+        n, d = problem.n, problem.d
         base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         options = {"clarabel": dict(direct_solve_method=args.clarabel_method,
                                     max_threads=args.threads),
-                   "al": dict(max_seconds=args.limit, threads=args.threads),
+                   "al": dict(max_seconds=args.limit, threads=args.threads, device=args.device,
+                              dtype=args.dtype, working_set=not args.no_working_set),
                    "gated-fista": dict(max_seconds=args.limit, threads=args.threads)}[solver]
         start = time.perf_counter()
         result = get_solver(solver, **options).solve(problem)
         wall = time.perf_counter() - start
         row = evaluate(problem, result, prune=False)
-    out = dict(solver=solver, model=result.model, n=n, d=d, P=problem.n_patterns,
+    out = dict(solver=solver, dataset=args.dataset, model=result.model, n=n, d=d,
+               P=problem.n_patterns, inner=result.info.get("inner", ""),
+               device=args.device if solver == "al" else "cpu",
+               dtype=args.dtype if solver == "al" else "float64",
+               working_set_patterns=result.info.get("working_set_patterns"),
                threads=args.threads, status=result.status, iterations=result.iterations,
                setup_seconds=result.setup_seconds, warmup_seconds=result.warmup_seconds,
                solve_seconds=result.solve_seconds, wall_seconds=wall,
@@ -254,6 +271,12 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=300.0, help="seconds per solve")
     parser.add_argument("--clarabel-method", choices=["qdldl", "faer"], default="qdldl",
                         help="Clarabel's direct_solve_method (faer was 1.4x faster at n = 1600)")
+    parser.add_argument("--dataset", default="planted",
+                        help="planted (n, d as given) or a real dataset (all training rows)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="al's device")
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--no-working-set", action="store_true",
+                        help="al over every block at once (working_set=False)")
     parser.add_argument("--gemm-ratio", action="store_true")
     parser.add_argument("--scnn", action="store_true")
     parser.add_argument("--scnn-tols", type=float, nargs="+", default=[1e-4, 1e-6])
@@ -267,6 +290,8 @@ def main() -> None:
     common = ["--m1", str(args.m1), "--P", str(args.P), "--depth", str(args.depth), "--beta",
               str(args.beta), "--seed", str(args.seed), "--threads", str(args.threads),
               "--limit", str(args.limit), "--clarabel-method", args.clarabel_method,
+              "--dataset", args.dataset, "--device", args.device, "--dtype", args.dtype,
+              *(["--no-working-set"] if args.no_working_set else []),
               "--scnn-tols", *map(str, args.scnn_tols)]
     jobs = [["--gemm-ratio"]] if args.gemm_ratio else [["--scnn"]] if args.scnn else [
         ["--solvers", s] for s in args.solvers]

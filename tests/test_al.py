@@ -255,22 +255,37 @@ def test_float32_newton_certifies_1e4(seed):
     assert abs(cert.objective - ref) <= 1e-4 * abs(ref)
 
 
-@pytest.mark.xfail(strict=True, reason="known: with FISTA inner solves the float32 certified gap "
-                   "stalls near 1e-3 (multipliers ~1e3 beta lose their last digits)")
-def test_float32_fista_certified_gap_reaches_1e4():
+def float32_fista_certificate(working_set: bool):
     problem = random_problem(3)
-    result = AugmentedLagrangian(dtype="float32", max_iters=8000, inner="fista").solve(problem)
+    result = AugmentedLagrangian(dtype="float32", max_iters=8000, inner="fista",
+                                 working_set=working_set).solve(problem)
     lift = Lifting.from_problem(problem)
-    cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer)
-    assert cert.relative_gap <= 1e-4
+    cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer,
+                   gap_tol=1e-4, violation_tol=1e-4)
+    return result, cert
+
+
+@pytest.mark.xfail(strict=True, reason="measured: float32 FISTA ends 8000 steps uncertified. "
+                   "Over every block: the violation stays near 2e-3 for 6000 steps (rho grew "
+                   "once, 16 -> 81: unsolved subproblems never stiffen it; inner_iters=4000 "
+                   "did no better), both polish attempts fail, gap 1.2e-3.  With the working "
+                   "set: gap 1.3e-3, violation 1e-5 (one intermediate version certified it "
+                   "through the polish: it hangs on the trajectory, it is not robust)")
+@pytest.mark.parametrize("working_set", [True, False])
+def test_float32_fista_meets_its_stopping_rule(working_set):
+    result, cert = float32_fista_certificate(working_set)
+    assert result.status == "optimal" and cert.certified
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize("working_set", [True, False])
+@pytest.mark.parametrize("dtype, tol", [("float64", TOL), ("float32", 1e-4)])
+def test_cuda_matches_cpu(dtype, tol, working_set):
     problem = random_problem(3)
-    result = AugmentedLagrangian(device="cuda", max_seconds=60).solve(problem)
-    assert result.info["device"] == "cuda"
-    assert_certified_match(problem, result)
+    result = AugmentedLagrangian(device="cuda", dtype=dtype, working_set=working_set,
+                                 max_seconds=60).solve(problem)
+    assert result.info["device"] == "cuda" and result.status == "optimal"
+    assert_certified_match(problem, result, tol)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

@@ -9,9 +9,9 @@ and scale ``(v, lam)`` by the ``t`` in ``[0, beta / max_g ||(A'v - B'lam)_g||]``
 
 This module is the one home of these formulas: :func:`primal_value`, :func:`dual_value`,
 :func:`best_dual_scale` (all three at once: :func:`primal_and_dual`), :func:`capped_dual_value`,
-:func:`relative_gap` and the certification rule :func:`is_certified` take numpy arrays or torch
-tensors (any device), and every solver, the gated relaxation, dual-search, the global bound and
-the rebuild call them.
+:func:`relative_gap`, the certification rule :func:`is_certified` and their assembly
+:func:`certificate_from` take numpy arrays or torch tensors (any device), and every solver, the
+gated relaxation, dual-search, the global bound and the rebuild call them.
 """
 
 from __future__ import annotations
@@ -126,8 +126,21 @@ def certify(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
     lam_outer = None if lam_outer is None else np.maximum(np.asarray(lam_outer, float), 0.0)
     v = lift.predict(Z) - y
     worst = float(np.linalg.norm(lift.adjoint(v, lam_inner, lam_outer), axis=1).max(initial=0.0))
-    primal, dual, t = primal_and_dual(v, y, Z, beta, worst)
+    return certificate_from(v, y, beta, primal_value(v, Z, beta), worst,
+                            relative_violation(lift, y, Z), gap_tol, violation_tol)
+
+
+def certificate_from(v: np.ndarray, y: np.ndarray, beta: float, primal: float, worst: float,
+                     violation: float, gap_tol: float = GAP_TOL,
+                     violation_tol: float = VIOLATION_TOL) -> Certificate:
+    """The certificate of a point from its residual ``v = A z - y``, its primal value, the
+    largest dual row norm ``worst = max_g ||(A'v - B'lam)_g||`` and its relative violation.
+
+    :func:`certify` computes these pieces over every group at once; a working-set solver
+    gathers ``worst`` from the restricted program and the priced blocks outside it.
+    """
+    t = best_dual_scale(v, y, feasible_scale(worst, beta))
+    dual = dual_value(v, y, t)
     rel_gap = relative_gap(primal, dual)
-    viol = relative_violation(lift, y, Z)
-    return Certificate(primal, dual, primal - dual, rel_gap, viol,
-                       is_certified(rel_gap, viol, gap_tol, violation_tol), t)
+    return Certificate(primal, dual, primal - dual, rel_gap, violation,
+                       is_certified(rel_gap, violation, gap_tol, violation_tol), t)

@@ -40,7 +40,10 @@ Schedule: after each inner solve the multipliers are updated and ``eta`` divided
 ``inner_decay``.  ``rho`` starts at ``rho_scale * lmax(A'A) / lmax(B'B)`` (``lmax(B'B) <=
 (1 + m1) lmax(X'X)``, ``lmax(X'X)`` at depth 2) and grows by ``rho_growth`` when a solved
 subproblem cut the violation by less than 4x while infeasibility still limits the certificate
-(a violation above ``violation_tol`` or a gap below ``-gap_tol``).  Under a finite budget the
+(a violation above ``violation_tol`` or a gap below ``-gap_tol``); with newton it drops by
+``rho_growth`` (down to ``1/MAX_RHO_SOFTENING`` of its start) when a subproblem used all of
+its steps unsolved: small effective beta (features scaled by 1e3) made the subproblems too stiff
+for 50 Newton steps at the default ``rho_scale``.  Under a finite budget the
 loop checks at least every ``CHECK_FRACTION`` of it, and a budget stop returns the best
 checked point.  float32 iterates are certified in float64 (:class:`Checker`); newton's linear
 algebra is float64 whatever the dtype.
@@ -65,10 +68,12 @@ from .al_polish import polish
 from .base import check_budget
 from .torch_ops import TorchLifting, TorchSolver, Workspace
 from .torch_run import DEFAULT_TOL, Check, Checker, Clock, RunState, to_numpy, warm_arrays
+from .working_set import solve_working_set
 
 CHECK_FRACTION = 0.25       # a multiplier update and check at least this often (of
 #                             max_seconds); the demo's al+network spent its 15 s in one subproblem
 INNER_METHODS = ("auto", "newton", "fista")
+MAX_RHO_SOFTENING = 1e3     # newton: rho never drops below its start over this
 
 
 @register
@@ -114,6 +119,9 @@ class AugmentedLagrangian(TorchSolver):
     trace_every : int
         Also trace every this many iterations (0: only at multiplier updates); these extra
         evaluations are excluded from the clock.
+    working_set : bool
+        Solve over a working set of patterns grown by pricing (:mod:`.working_set`); the trace
+        then has one full-problem certificate per round.  False: one AL over every block.
     """
 
     name = "al"
@@ -125,7 +133,8 @@ class AugmentedLagrangian(TorchSolver):
                  inner_decay: float = 4.0, rho_growth: float | None = None,
                  inner_iters: int = 1000,
                  polish_at: float = 1e-2, line_search: bool = False, inner: str = "auto",
-                 threads: int | None = 1, trace_every: int = 0, verbose: bool = False):
+                 threads: int | None = 1, trace_every: int = 0, working_set: bool = True,
+                 verbose: bool = False):
         self._set_device(device, dtype)
         if inner not in INNER_METHODS:
             raise ValueError(f"inner must be one of {INNER_METHODS}, got {inner!r}")
@@ -149,8 +158,11 @@ class AugmentedLagrangian(TorchSolver):
         self.inner_iters = int(inner_iters)
         self.polish_at, self.line_search = float(polish_at), bool(line_search)
         self.threads, self.trace_every, self.verbose = threads, int(trace_every), verbose
+        self.working_set = bool(working_set)
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
+        if self.working_set:
+            return solve_working_set(self, problem, warm_start)
         start = time.perf_counter()
         lift = Lifting.from_problem(problem)
         ops = TorchLifting(lift, problem.y, self.device, self.dtype)
@@ -202,7 +214,7 @@ class AugmentedLagrangian(TorchSolver):
         rho_scale = inner.rho_defaults[0] if self.rho_scale is None else float(self.rho_scale)
         rho_growth = inner.rho_defaults[1] if self.rho_growth is None else float(self.rho_growth)
         rho = rho_scale * inner.lmax_loss / inner.lmax_cones
-        rho_max = inner.max_rho_growth * rho
+        rho_max, rho_min = inner.max_rho_growth * rho, rho / MAX_RHO_SOFTENING
         inner.set_rho(rho)
         eta, outer, last_violation, best, last_polish = self.inner_tol, 0, math.inf, None, math.inf
         score = math.inf
@@ -264,6 +276,9 @@ class AugmentedLagrangian(TorchSolver):
             if solved and infeasible and check.violation > 0.25 * last_violation and \
                     rho < rho_max:
                 rho *= rho_growth                # slow feasibility progress: stiffen
+                inner.set_rho(rho)
+            elif inner.softens and steps >= inner.step_cap and not solved and rho > rho_min:
+                rho = max(rho / rho_growth, rho_min)    # the subproblem is too stiff: soften
                 inner.set_rho(rho)
             last_violation = check.violation
         state.info.update(seconds=clock.now(), outer_iterations=outer, rho=rho)

@@ -49,6 +49,8 @@ class InnerSolver:
     polishes : whether the outer loop tries :mod:`.al_polish` on its iterates
     keeps_best : whether a budget stop returns the best checked point (by
         :meth:`Check.score`) instead of the last one
+    softens : whether the outer loop lowers ``rho`` when a subproblem used all of its
+        ``step_cap`` steps unsolved
     lmax_loss, lmax_cones : bounds of ``lmax(A'A)`` and ``lmax(B'B)``; ``rho`` starts at
         ``rho_scale * lmax_loss / lmax_cones``
     """
@@ -58,6 +60,8 @@ class InnerSolver:
     max_rho_growth: ClassVar[float]
     polishes: ClassVar[bool] = False
     keeps_best: ClassVar[bool] = True
+    softens: ClassVar[bool] = False
+    step_cap: int = 0
     lmax_loss: float
     lmax_cones: float
 

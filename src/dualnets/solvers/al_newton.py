@@ -8,8 +8,9 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
 1. a proximal gradient step ``z' = prox_{t beta}(z - t grad f(z))``, ``t = 1/L`` with ``L`` an
    upper bound of ``lmax(H)``, fixes which groups are zero and measures the optimality residual;
 2. on the nonzero groups ``N`` of ``z'``, where ``phi`` is smooth,
-   ``(H_NN + diag_g beta/||z'_g|| (I - u_g u_g') + eps I) dz = -(grad f(z')_N + beta u_N)``
-   with ``u_g = z'_g / ||z'_g||``, solved by a dense Cholesky, or, when ``n < |N| d / 2``, by
+   ``(H_NN + diag_g beta/||z'_g|| (I - u_g u_g') + (eps + tau) I) dz = -(grad f(z')_N +
+   beta u_N)`` with ``u_g = z'_g / ||z'_g||`` and the Levenberg-Marquardt damping
+   ``tau = ||rhs|| / (STEP_RATIO ||z'_N||)`` (it vanishes with the residual), solved by a dense Cholesky, or, when ``n < |N| d / 2``, by
    Woodbury: everything but ``A_N'A_N`` is block diagonal per network block, so only an
    ``n x n`` matrix is factored (checked by iterative refinement; dense if that fails);
 3. Armijo backtracking on ``phi`` along ``dz``, where a group whose step would carry it
@@ -30,6 +31,7 @@ from __future__ import annotations
 import math
 
 import torch
+from scipy.sparse.linalg import eigsh
 
 from .al_inner import InnerSolver
 from .torch_ops import TorchLifting, Workspace
@@ -37,6 +39,9 @@ from .torch_ops import TorchLifting, Workspace
 MAX_VARIABLES = 5000      # G d above this: the dense Newton system is too large (use fista)
 MAX_LOW_RANK_ENTRIES = 2.5e7   # n G d: the columns of A held by the low-rank solve (200 MB)
 MAX_LOW_RANK_FLOPS = 1e10      # n^2 G d: one A D^{-1} A' product (~0.5 s on one core)
+EXACT_EIGEN = 400         # rows up to which lmax(A'A) comes from a full eigvalsh
+LANCZOS_TOL = 1e-8        # above: Lanczos to this relative residual, ...
+LANCZOS_MARGIN = 1.0 + 1e-6   # ... raised by this factor (a Ritz value is a lower bound)
 CHUNK_ENTRIES = 1 << 23   # rows of the lifted matrix per chunk of the Gram product
 ARMIJO = 1e-4
 MAX_HALVINGS = 30
@@ -46,6 +51,10 @@ REFINEMENTS = 2           # iterative refinement steps of the low-rank (Woodbury
 LOW_RANK_RESIDUAL = 1e-10  # relative residual it must reach, else the dense solve is used
 RECOUNT_FRACTION = 0.02   # more switched cone rows than this: recount with one GEMM
 NEWTON_STEPS = 50         # cap on Newton steps per subproblem
+MAX_STALLS = 3            # line searches in a row without decrease that end a subproblem
+STEP_RATIO = 10.0          # damping ||rhs|| / (STEP_RATIO ||z_N||): the step stays within
+#                           ~STEP_RATIO ||z_N|| (A'A is singular; undamped steps of 1e6 ||z||
+#                           needed 33 halvings, more than the line search allows)
 CURVATURE_CAP = 1e8       # beta/||z_g|| capped at this times max diag(H): a group of norm
 #                           ~1e-30 (float32 round-off) made the matrix numerically indefinite
 
@@ -66,6 +75,18 @@ def low_rank_fits(n: int, n_groups: int, d: int) -> bool:
 def newton_fits(n: int, n_groups: int, d: int) -> bool:
     """Whether ``inner="newton"`` can run: a dense or a low-rank Newton system."""
     return dense_fits(n_groups, d) or low_rank_fits(n, n_groups, d)
+
+
+def largest_eigenvalue(M: torch.Tensor) -> float:
+    """An upper bound of ``lmax(M)`` for a symmetric positive semidefinite ``M``: exact
+    (``eigvalsh``) up to ``EXACT_EIGEN`` rows, else Lanczos (``scipy.sparse.linalg.eigsh``, on
+    the CPU) to relative residual ``LANCZOS_TOL``, raised by ``LANCZOS_MARGIN``.  A full
+    ``eigvalsh`` of the 1984-row Gram matrix took 0.5 s of every 4 s working-set round
+    (breast_cancer, loaded machine)."""
+    if M.shape[0] <= EXACT_EIGEN:
+        return float(torch.linalg.eigvalsh(M)[-1])
+    top = eigsh(M.cpu().numpy(), k=1, which="LA", tol=LANCZOS_TOL, return_eigenvectors=False)
+    return float(top[0]) * LANCZOS_MARGIN
 
 
 def lifted_columns(weight: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -177,6 +198,8 @@ class NewtonInner(InnerSolver):
 
     name = "newton"
     max_rho_growth = 1e5
+    softens = True
+    step_cap = NEWTON_STEPS
 
     def __init__(self, ops: TorchLifting):
         self.rho_defaults = (10.0, 5.0) if ops.dtype == torch.float32 else (100.0, 10.0)
@@ -196,17 +219,18 @@ class NewtonInner(InnerSolver):
             K = self._half_gram(X, weight[: self.G // 2])
             self.gram = torch.cat([torch.cat([K, -K], 1), torch.cat([-K, K], 1)])   # A'A
             self.gram_diagonal = self.gram.diagonal().clone()
-            self.lmax_loss = 2.0 * float(torch.linalg.eigvalsh(K)[-1]) if K.numel() else 0.0
+            self.lmax_loss = 2.0 * largest_eigenvalue(K) if K.numel() else 0.0
         else:                                   # low rank only: A (n x G d) is small
             A = lifted_columns(weight, X)
             self.gram, self.gram_diagonal = None, (A * A).sum(dim=0)
-            self.lmax_loss = float(torch.linalg.eigvalsh(A @ A.T)[-1])
+            self.lmax_loss = largest_eigenvalue(A @ A.T)
         xtx = float(torch.linalg.eigvalsh(X.T @ X)[-1])
         self.lmax_cones = xtx * (1 + self.m1 if ops.depth == 3 else 1)   # >= lmax(B'B)
         self.block_of = torch.arange(self.G, device=dev) // self.m1
         self.sign = ops.group_sign.to(f64)
         self.cones = ConeSums(ops, self.XX)
         self._evaluated = None   # the point whose forward pass is in the workspace
+        self.stalled = False     # the last step's line search found no decrease
 
     def forget(self) -> None:
         """The workspace or the multipliers changed: the next step starts from scratch."""
@@ -230,10 +254,14 @@ class NewtonInner(InnerSolver):
         return self.lmax_loss + rho * self.lmax_cones
 
     def solve(self, Z, sub, stop, on_step):
-        """Newton steps until solved, ``NEWTON_STEPS`` steps or ``stop()``."""
-        solved, steps = False, 0
-        while not solved and steps < NEWTON_STEPS and not stop():
+        """Newton steps until solved, ``NEWTON_STEPS`` steps, ``MAX_STALLS`` line searches
+        in a row without decrease (round-off: back to the outer loop, unsolved, so that
+        ``rho`` neither grows nor softens) or ``stop()``."""
+        solved, steps, stalls = False, 0, 0
+        while not solved and steps < NEWTON_STEPS and stalls < MAX_STALLS and not stop():
+            self.stalled = False
             Z, _, solved = self.step(Z, sub.lam_i, sub.lam_o, sub.rho, sub.beta, sub.eta, sub.ws)
+            stalls = stalls + 1 if self.stalled else 0
             steps += 1
             on_step(Z)
         return Z, solved, steps
@@ -242,9 +270,9 @@ class NewtonInner(InnerSolver):
     def step(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor, rho: float,
              beta: float, eta: float, ws: Workspace) -> tuple[torch.Tensor, float, bool]:
         """``(Z_next, residual, done)``: ``residual = max_g ||(z - z')_g|| / (t beta)`` at ``Z``;
-        ``done`` when it is ``<= eta`` (then ``Z_next = z'``, the prox point) or when the line
-        search found no decrease above round-off (the subproblem is solved to working
-        precision; at large ``rho`` that floor can sit above ``eta``)."""
+        ``done`` only when it is ``<= eta`` (then ``Z_next = z'``, the prox point).  Without
+        a Newton step (no active group, no definite system, no descent, or a line search that
+        found no decrease above round-off) ``Z_next`` is the prox point and ``done`` False."""
         ops = self.ops
         t = 1.0 / self.lipschitz(rho)
         if Z is self._evaluated:                 # the last accepted trial: r, mu are in ws
@@ -264,8 +292,10 @@ class NewtonInner(InnerSolver):
             return Zp, residual, False
         u = Zp[active].to(torch.float64) / norms[active, None].to(torch.float64)
         rhs = -(grad[active].to(torch.float64) + beta * u).flatten()
+        damping = float(torch.linalg.vector_norm(rhs)) / (
+            STEP_RATIO * float(torch.linalg.vector_norm(Zp[active])))
         p, q, C, scale = self._local_terms(active, u, norms[active].to(torch.float64), rho,
-                                           beta, ws)
+                                           beta, ws, damping)
         direction, accurate = None, False
         if self.col_weight is not None and (
                 self.gram is None or 2 * self.ops.n < active.numel() * self.d):
@@ -293,16 +323,21 @@ class NewtonInner(InnerSolver):
                 self._evaluated = trial
                 return trial, residual, False
             alpha *= 0.5
-        return Zp, residual, True       # no decrease left above round-off: as solved as it gets
+        # no decrease along the direction: the prox point (a descent step), and not solved;
+        # calling this "solved" grew rho 10x per multiplier update on a stalled subproblem
+        # (test grid, depth 3: rho 2e2 -> 2e8 and a gap of 0.9 for 60 s)
+        self.stalled = True
+        return Zp, residual, False
 
     def _local_terms(self, active: torch.Tensor, u: torch.Tensor, norms: torch.Tensor,
-                     rho: float, beta: float, ws: Workspace):
+                     rho: float, beta: float, ws: Workspace, damping: float = 0.0):
         """The Newton matrix less ``A'A``, as blocks ``(p, q, C)`` with ``p <= q`` (positions in
         ``active``; ``C`` is (k, d, d), and the ``(q, p)`` block is its transpose): the cone
         Hessian ``rho B_S'B_S`` at the point whose multipliers are in ``ws`` (mu > 0 marks S)
         and the norms' curvature.  Also the largest diagonal entry of ``H = A'A + rho B_S'B_S``
         (the scale of the ridge; the curvature ``beta/||z_g||`` is left out of it, as it blows
-        up on groups near zero)."""
+        up on groups near zero).  ``damping`` is added to the diagonal of every group's block
+        (the Levenberg-Marquardt term of :meth:`step`)."""
         a, d, f64 = active.numel(), self.d, torch.float64
         pos = torch.arange(a, device=active.device)
         self.cones.update(ws)
@@ -322,7 +357,8 @@ class NewtonInner(InnerSolver):
         scale = float(diagonal.max())
         eye = torch.eye(d, dtype=f64, device=active.device)
         weight = (beta / norms).clamp_max(CURVATURE_CAP * max(scale, beta))
-        curvature = weight[:, None, None] * (eye - u[:, :, None] * u[:, None, :])
+        curvature = weight[:, None, None] * (eye - u[:, :, None] * u[:, None, :]) + \
+            damping * eye
         return torch.cat([p, pos]), torch.cat([q, pos]), torch.cat([C, curvature]), scale
 
     def _dense(self, active: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
