@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = ("plain", "duplicates", "constant", "scaled_down", "scaled_up", "zero_y")
 BETAS = (0.01, 0.1, 1.0, 10.0)
 
 
@@ -27,20 +26,11 @@ def varied_problem(index: int, n: int = 120, d: int = 6, P: int = 20):
     """Problem ``index`` of the set: its depth, m1, beta and data kind cycle over the grid."""
     from dualnets.patterns import sample_patterns
     from dualnets.problem import Problem
+    from dualnets.varied import KINDS, varied_data
 
     depth, m1 = (2, 3)[index % 2], 1 + (index // 2) % 3
     beta, kind = BETAS[(index // 6) % 4], KINDS[(index + index // 6) % len(KINDS)]
-    rng = np.random.default_rng(1000 + index)
-    X = rng.standard_normal((n, d))
-    y = np.tanh(X @ rng.standard_normal(d)) + 0.1 * rng.standard_normal(n)
-    if kind == "duplicates":
-        X[n // 2:], y[n // 2:] = X[: n - n // 2], y[: n - n // 2]
-    elif kind == "constant":
-        X[:, -1] = 1.0
-    elif kind in ("scaled_down", "scaled_up"):
-        X = X * (1e-3 if kind == "scaled_down" else 1e3)
-    elif kind == "zero_y":
-        y = np.zeros(n)
+    X, y = varied_data(np.random.default_rng(1000 + index), n, d, kind)
     name = f"v{index:02d}-d{depth}-m{m1}-b{beta:g}-{kind}"
     problem = Problem(X, y, beta, m1, depth=depth, name=name)
     return problem.with_patterns(sample_patterns(X, m1, P, index, depth))

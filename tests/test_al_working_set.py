@@ -13,6 +13,7 @@ from dualnets.patterns import sample_patterns
 from dualnets.problem import Problem
 from dualnets.registry import get_solver
 from dualnets.result import Result
+from dualnets.varied import varied_data
 from dualnets.solvers.al import AugmentedLagrangian
 from dualnets.solvers.al_pricing import BlockPricer
 
@@ -22,17 +23,7 @@ TOL = 1e-6
 def grid_problem(depth: int, m1: int, beta: float, seed: int = 0, n: int = 12, d: int = 3,
                  P: int = 4, kind: str = "plain") -> Problem:
     """Tiny random data (a target of scale 1), optionally degenerate (``kind``)."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    y = np.tanh(X @ rng.standard_normal(d)) + 0.1 * rng.standard_normal(n)
-    if kind == "duplicates":
-        X[n // 2:], y[n // 2:] = X[: n - n // 2], y[: n - n // 2]
-    elif kind == "constant":
-        X[:, -1] = 1.0
-    elif kind in ("scaled_down", "scaled_up"):
-        X = X * (1e-3 if kind == "scaled_down" else 1e3)
-    elif kind == "zero_y":
-        y = np.zeros(n)
+    X, y = varied_data(np.random.default_rng(seed), n, d, kind)
     problem = Problem(X, y, beta, m1, depth=depth, name=f"grid-{kind}")
     return problem.with_patterns(sample_patterns(X, m1, P, seed, depth))
 
