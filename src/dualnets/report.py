@@ -290,7 +290,7 @@ def compare_report(runs: pd.DataFrame, traces: pd.DataFrame, out: str | Path,
         "gap_vs_time.png": gap_figure(done, traces, out / "gap_vs_time.png", note),
     }
     best = best_certified(done)
-    lines = [f"# {title}", "", *[f"**{line}**" for line in verdict(runs)], "",
+    lines = [f"# {title}", "", *[f"- **{line}**" for line in verdict(runs)], "",
              ", ".join(f"{k} = {v}" for k, v in settings.items()), "",
              markdown_table(compare_rows(runs), COMPARE_COLUMNS), ""]
     lines += _notes(done, best) + failed_section(failed_rows(runs), FAILED_COLUMNS)
