@@ -86,4 +86,5 @@ def test_unknown_dataset_one_line_error_exit_2(tmp_path, capsys):
 def test_compare_quick_default_methods(tmp_path):
     out = tmp_path / "bc"
     assert main(["compare", "--dataset", "breast_cancer", "--quick", "--out", str(out)]) == 0
-    check_report(out, ["clarabel", "al", "sgd", "adam", "al+network", "clarabel+dual-search"])
+    check_report(out, ["clarabel", "al", "sgd", "adam", "al+network", "al+network+dual-search",
+                       "al+dual-search"])

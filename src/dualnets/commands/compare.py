@@ -5,8 +5,9 @@ for --convex-seeds draws of random patterns: Clarabel (skipped, with the reason,
 interior-point size limit), the first-order solvers "al" and "gated-fista", the
 baselines "sgd", "adam" and "plain-wd", and the convex program over better patterns
 ("al+network": the patterns of the best SGD, Adam and plain-wd networks;
-"clarabel+dual-search": column generation, its rounds solved by Clarabel).  A method
-missing from this installation is listed as skipped, never dropped.  Prints one table and
+"al+network+dual-search": column generation from those patterns; "al+dual-search": column
+generation from random patterns alone, no network; all three solved by the certified
+first-order solver).  A method that cannot run here is listed as skipped, never dropped.  Prints one table and
 writes report.md, objective_vs_time.png, test_accuracy.png and gap_vs_time.png to --out, with
 the runs in --out/results (a store that `dualnets report` also reads).
 """
@@ -31,7 +32,7 @@ from ..sweep import run_local
 from .common import print_table
 
 DEFAULT_METHODS = ("clarabel", "al", "gated-fista", "sgd", "adam", "plain-wd", "al+network",
-                   "clarabel+dual-search")
+                   "al+network+dual-search", "al+dual-search")
 # n, random patterns, baseline seeds, convex seeds (pattern samples), baseline epochs
 # and the time budget in seconds per run (every solver's max_seconds; the dual search's is
 # checked between its rounds)
