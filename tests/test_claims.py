@@ -52,6 +52,16 @@ def sigint_taken(pid: int) -> bool:
     return not (int(status["SigBlk"], 16) & bit or int(status["SigIgn"], 16) & bit)
 
 
+def small_sweep(tmp_path: Path, seeds: int):
+    """The config at n = 20 with ``seeds`` seeds, and the claims of its store (folder made)."""
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(CONFIG.replace("n = [20, 24, 28]", "n = [20]").replace("seeds = 4",
+                                                                            f"seeds = {seeds}"))
+    claims = Claims(tmp_path / "store")
+    claims.folder.mkdir(parents=True)
+    return load_config(cfg), claims
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -96,13 +106,8 @@ def test_claim_on_another_host_is_never_stale(tmp_path):
 
 
 def test_sweep_takes_over_a_stale_claim(tmp_path):
-    cfg = tmp_path / "cfg.toml"
-    cfg.write_text(CONFIG.replace("n = [20, 24, 28]", "n = [20]").replace("seeds = 4",
-                                                                            "seeds = 1"))
-    config = load_config(cfg)
+    config, claims = small_sweep(tmp_path, seeds=1)
     run_id = config.specs()[0].run_id
-    claims = Claims(tmp_path / "store")
-    claims.folder.mkdir(parents=True)
     claims.path(run_id).write_text(f'{{"pid": {dead_pid()}, "host": "{claims.host}"}}')
     runs = run_sweep(config, tmp_path / "store", progress=False)
     assert list(runs["run_id"]) == [run_id] and runs["status"].iloc[0] == "optimal"
@@ -151,13 +156,8 @@ def test_ctrl_c_one_line_exit_130_stored_runs_kept(tmp_path):
 
 def test_dask_client_claims_before_submitting(tmp_path):
     distributed = pytest.importorskip("distributed")
-    cfg = tmp_path / "cfg.toml"
-    cfg.write_text(CONFIG.replace("n = [20, 24, 28]", "n = [20]").replace("seeds = 4",
-                                                                            "seeds = 3"))
-    config = load_config(cfg)
+    config, claims = small_sweep(tmp_path, seeds=3)
     held = config.specs()[1].run_id
-    claims = Claims(tmp_path / "store")
-    claims.folder.mkdir(parents=True)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     claims.path(held).write_text(f'{{"pid": {sleeper.pid}, "host": "{claims.host}"}}')
     store = ResultStore(tmp_path / "store")

@@ -8,7 +8,8 @@ and scale ``(v, lam)`` by the ``t`` in ``[0, beta / max_g ||(A'v - B'lam)_g||]``
 ``-t v'y - t^2/2 ||v||^2`` (this contains the design's ``t = min(1, ...)`` and is never worse).
 
 This module is the one home of these formulas: :func:`primal_value`, :func:`dual_value`,
-:func:`best_dual_scale` (all three at once: :func:`primal_and_dual`), :func:`capped_dual_value`,
+:func:`best_dual_scale` (the dual at that scale: :func:`scaled_dual`; all three:
+:func:`primal_and_dual`), :func:`capped_dual_value`,
 :func:`relative_gap`, the certification rule :func:`is_certified` and their assembly
 :func:`certificate_from` take numpy arrays or torch tensors (any device), and every solver, the
 gated relaxation, dual-search, the global bound and the rebuild call them.
@@ -57,6 +58,13 @@ def feasible_scale(worst: float, beta: float) -> float:
     return math.inf if worst <= 0 else beta / worst
 
 
+def scaled_dual(v, y, beta: float, worst: float, cap: float = math.inf) -> tuple[float, float]:
+    """``(D(t v), t)`` at the best ``t`` in ``[0, min(cap, beta / worst)]``, given
+    ``worst = max_g ||(A'v - B'lam)_g||``: the dual point of the certificate."""
+    t = best_dual_scale(v, y, min(cap, feasible_scale(worst, beta)))
+    return dual_value(v, y, t), t
+
+
 def capped_dual_value(v, y, beta: float, worst: float) -> float:
     """``D(t v)`` at the best ``t`` in ``[0, min(1, beta / worst)]`` (docs/design.md section 10).
 
@@ -64,7 +72,7 @@ def capped_dual_value(v, y, beta: float, worst: float) -> float:
     it over *every* realizable block (exact pricing), ``t v`` is feasible for the program over
     all patterns and the value is a lower bound on the NC objective of every network.
     """
-    return dual_value(v, y, best_dual_scale(v, y, min(1.0, feasible_scale(worst, beta))))
+    return scaled_dual(v, y, beta, worst, cap=1.0)[0]
 
 
 def relative_gap(primal: float, dual: float) -> float:
@@ -75,8 +83,7 @@ def relative_gap(primal: float, dual: float) -> float:
 def primal_and_dual(v, y, Z, beta: float, worst: float) -> tuple[float, float, float]:
     """``(P, D, t)`` at the residual ``v = A z - y``: the primal value, the dual value of
     ``t v`` at the best feasible scale ``t``, given ``worst = max_g ||(A'v - B'lam)_g||``."""
-    t = best_dual_scale(v, y, feasible_scale(worst, beta))
-    return primal_value(v, Z, beta), dual_value(v, y, t), t
+    return (primal_value(v, Z, beta), *scaled_dual(v, y, beta, worst))
 
 
 def is_certified(rel_gap: float, violation: float, gap_tol: float = GAP_TOL,
@@ -139,8 +146,7 @@ def certificate_from(v: np.ndarray, y: np.ndarray, beta: float, primal: float, w
     :func:`certify` computes these pieces over every group at once; a working-set solver
     gathers ``worst`` from the restricted program and the priced blocks outside it.
     """
-    t = best_dual_scale(v, y, feasible_scale(worst, beta))
-    dual = dual_value(v, y, t)
+    dual, t = scaled_dual(v, y, beta, worst)
     rel_gap = relative_gap(primal, dual)
     return Certificate(primal, dual, primal - dual, rel_gap, violation,
                        is_certified(rel_gap, violation, gap_tol, violation_tol), t)
