@@ -42,7 +42,7 @@ from .network import ParallelNet
 from .patterns import patterns_of_weights
 from .pricing import PricingSet, price_all, try_pricing_set
 from .problem import Patterns, Problem
-from .rebuild import prune_blocks, rebuild_network
+from .rebuild import block_norms, prune_blocks, rebuild_network
 from .result import Result
 
 SOLVED_STATUSES = ("optimal", "inaccurate", "max_iterations", "time_limit")
@@ -246,7 +246,7 @@ def _active(problem: Problem, result: Result) -> tuple[Patterns, ParallelNet, np
     lift = Lifting.from_problem(problem)
     v = lift.predict(result.Z) - problem.y
     Z = prune_blocks(lift, problem.y, problem.beta, result.Z)
-    t = np.linalg.norm(Z, axis=1).reshape(lift.n_blocks, lift.m1).sum(axis=1)
+    t = block_norms(lift, Z)
     P, floor = lift.n_patterns, ACTIVE_REL_TOL * t.max(initial=0.0)
     live = np.flatnonzero((t[:P] > floor) | (t[P:] > floor))
     return problem.patterns.take(live), rebuild_network(lift, Z), v
