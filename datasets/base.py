@@ -96,3 +96,27 @@ def split(X: np.ndarray, y: np.ndarray, n_train: int | None, seed: int, test_fra
             raise ValueError(f"n = {n_train} exceeds the {train.size} training rows available")
         train = train[:n_train]
     return X[train], y[train], X[test], y[test]
+
+
+def validation_split(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """The training rows of ``data`` split again, for choosing hyperparameters: ``fraction`` of
+    them become the test rows (stratified by class for classification) and the rest the
+    training rows, standardized anew on those alone, so that the held-out fold is never seen.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation must be a fraction in (0, 1), got {fraction!r}")
+    X, y = data.X_train, data.y_train
+    if not np.all(X[:, -1] == 1.0):
+        raise ValueError(f"dataset {data.name!r}: expected a ones column last in X_train")
+    n_val = int(round(fraction * X.shape[0]))
+    if not 1 <= n_val <= X.shape[0] - 2:
+        raise ValueError(f"validation = {fraction:g} of {X.shape[0]} training rows leaves "
+                         f"{n_val} validation rows; expected at least 1 and 2 to train on")
+    from sklearn.model_selection import train_test_split
+
+    stratify = y if data.task != "regression" and np.unique(y, return_counts=True)[1].min() \
+        >= 2 else None
+    train, val = train_test_split(np.arange(X.shape[0]), test_size=n_val, random_state=seed,
+                                  stratify=stratify)
+    Xtr, Xval = standardize(X[train, :-1], X[val, :-1])
+    return Dataset(data.name, Xtr, y[train], Xval, y[val], data.task)

@@ -65,3 +65,38 @@ def test_cli_bad_fold_is_one_line_exit_2(tmp_path, capsys):
                  str(tmp_path / "p.npz")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "fold must be an integer in [0, 9], got 12" in err
+
+
+@pytest.mark.slow
+def test_compare_quick_on_keel_sonar(tmp_path, capsys):
+    assert main(["compare", "--dataset", "keel-sonar", "--quick", "--out",
+                 str(tmp_path / "sonar")]) == 0
+    text = (tmp_path / "sonar" / "report.md").read_text()
+    assert "keel-sonar" in text and "al+dual-search" in text
+
+
+@pytest.mark.slow
+def test_paper_style_sweep_of_keel_sets_on_dask(tmp_path):
+    """configs/paper.toml in miniature ([select], [vary], n_max) on a Dask LocalCluster:
+    the same table as local worker processes."""
+    distributed = pytest.importorskip("distributed")
+    from dualnets.store import ResultStore
+    from dualnets.sweep import comparable, load_config, run_sweep
+
+    cfg = tmp_path / "paper.toml"
+    cfg.write_text('datasets = ["keel-sonar", "keel-iris"]\nn_max = 40\n'
+                   'methods = ["clarabel+dual-search", "adam"]\nseeds = 1\n'
+                   '[problem]\npatterns = 4\n[search]\nmax_rounds = 2\n'
+                   '[options.adam]\nepochs = 10\nK = 4\n'
+                   '[vary.adam]\nlrs = [[0.1], [0.01]]\n'
+                   '[select]\nbeta = [0.5, 2.0]\nvalidation = 0.25\n')
+    local = run_sweep(load_config(cfg), tmp_path / "local", progress=False)
+    assert len(local) == 2 * (2 * 3 + 3) and set(local["status"]) <= {"optimal",
+                                                                        "max_iterations"}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  protocol="tcp", dashboard_address=None) as cluster:
+        assert main(["sweep", str(cfg), "--scheduler", cluster.scheduler_address,
+                     "--out", str(tmp_path / "dask"), "--no-progress"]) == 0
+    import pandas as pd
+    pd.testing.assert_frame_equal(comparable(local),
+                                  comparable(ResultStore(tmp_path / "dask").runs()))

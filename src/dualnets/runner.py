@@ -28,6 +28,7 @@ import numpy as np
 
 from .certificate import relative_gap
 from .datasets import Dataset, is_synthetic, load_dataset, one_vs_rest
+from .datasets.base import validation_split
 from .dual_search import SearchConfig, dual_search
 from .lifting import Lifting
 from .metrics import evaluate
@@ -52,7 +53,9 @@ class RunSpec:
 
     ``seed`` drives the method's randomness (pattern sampling, initialization); the data split
     uses ``data_seed`` (and ``fold``, for datasets with folds) so that every method and seed
-    sees the same data.  ``options`` are the
+    sees the same data; ``validation`` (a fraction) trains on part of the training rows and
+    tests on the rest (:func:`dualnets.datasets.base.validation_split`), for choosing
+    hyperparameters without the test rows.  ``options`` are the
     hyperparameters of this run's solver (keyword arguments of its class); ``search`` those of
     a trailing "dual-search" (:class:`dualnets.dual_search.SearchConfig` fields).
     """
@@ -68,6 +71,7 @@ class RunSpec:
     patterns: int = 50
     data_seed: int = 0
     fold: int | None = None
+    validation: float | None = None
     options: dict = field(default_factory=dict)
     search: dict = field(default_factory=dict)
     ip_limit: int = DEFAULT_IP_LIMIT
@@ -75,15 +79,17 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        # a fold left to the seed is not part of the key, so that ids predating folds stay
+        # a fold left to the seed and the test split are not part of the key, so that ids
+        # predating folds and validation splits stay
         key = {k: v for k, v in asdict(self).items()
-               if k != "timeout" and not (k == "fold" and v is None)}
+               if k != "timeout" and not (k in ("fold", "validation") and v is None)}
         return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def base_row(self) -> dict:
         return {"run_id": self.run_id, "dataset": self.dataset, "method": self.method,
                 "seed": self.seed, "n": self.n, "d": self.d, "beta": self.beta, "m1": self.m1,
-                "depth": self.depth, "random_patterns": self.patterns,
+                "depth": self.depth, "random_patterns": self.patterns, "fold": self.fold,
+                "validation": self.validation,
                 "options": json.dumps(self.options | ({"search": self.search} if self.search
                                                       else {}), sort_keys=True)}
 
@@ -101,6 +107,8 @@ def build_problems(spec: RunSpec) -> tuple[Dataset, list[Problem]]:
     """The dataset and its problems: one, or one per class (one-vs-rest) for multiclass."""
     data = load_dataset(spec.dataset, n=spec.n, seed=spec.data_seed, fold=spec.fold,
                         d=spec.d if is_synthetic(spec.dataset) else None)
+    if spec.validation is not None:
+        data = validation_split(data, spec.validation, spec.data_seed)
     if data.task == "multiclass":
         C = data.n_classes
         targets = zip(one_vs_rest(data.y_train, C), one_vs_rest(data.y_test, C))

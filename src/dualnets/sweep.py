@@ -5,6 +5,7 @@ Config (see ``configs/example.toml``)::
     name = "example"
     datasets = ["planted", "breast_cancer"]   # or tables: [datasets.planted] n = [...] d = [...]
     n = [50, 100]            # training rows (optional: the dataset's default)
+    n_max = 900              # or: every row up to n_max (top level or per dataset)
     d = [5, 10]              # features incl. the ones column, synthetic datasets only
     methods = ["clarabel", "adam", "al+dual-search"]
     seeds = [0, 1]           # or a count: seeds = 2
@@ -13,6 +14,11 @@ Config (see ``configs/example.toml``)::
     [options.adam]           # keyword arguments of a solver's class
     epochs = 200
     [search]                 # dual-search budget (SearchConfig fields): starts, steps, ...
+    [vary.sgd]               # one run per value (a product over the keys): options of a solver
+    lrs = [[0.1], [0.01]]
+    [select]                 # beta chosen per dataset on a validation split (dualnets.selection)
+    beta = [0.1, 1.0, 10.0]
+    validation = 0.2
 
 Runs execute in local worker processes (forked, one per run, killed on timeout) or, given a
 scheduler address, on a Dask distributed cluster.  The client process alone writes the store
@@ -22,6 +28,7 @@ and running it again skips every stored run.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
 import signal
@@ -45,24 +52,27 @@ from .dual_search import SearchConfig
 from .method import Method
 from .options import typed_options
 from .registry import solver_class
+from .selection import Selection, choose_beta
 from .runner import TIMING_COLUMNS, Outcome, RunSpec, make_solver, run_safely
 from .store import ResultStore
 
-TOP_KEYS = ("name", "datasets", "n", "d", "methods", "seeds", "timeout", "workers", "threads",
-            "problem", "options", "search")
+TOP_KEYS = ("name", "datasets", "n", "n_max", "d", "methods", "seeds", "timeout", "workers",
+            "threads", "problem", "options", "search", "vary", "select")
 # [problem] keys: the check of each (dualnets.validate) and its range
 PROBLEM_KEYS = {"beta": (validate.real, {"above": 0}), "m1": (validate.integer, {"minimum": 1}),
                 "depth": (validate.integer, {"choices": (2, 3)}),
                 "patterns": (validate.integer, {"minimum": 1}),
                 "data_seed": (validate.integer, {"minimum": 0}),
                 "fold": (validate.integer, {"minimum": 0}),
+                "validation": (validate.real, {"above": 0}),
                 "ip_limit": (validate.integer, {"minimum": 1})}
 FAILED = ("error", "timeout", "skipped")   # what --retry-failed runs again
 
 
 @dataclass
 class SweepConfig:
-    """A validated sweep grid; :meth:`specs` expands it into runs."""
+    """A validated sweep grid; :meth:`specs` expands it into runs (with a ``select`` stage:
+    :meth:`selection_specs`, then :meth:`final_specs` from their results)."""
 
     name: str
     grid: list[tuple[str, list, list]]          # (dataset, n values, d values); [None] = default
@@ -74,20 +84,46 @@ class SweepConfig:
     timeout: float | None = None
     workers: int = 1
     threads: int = 1
+    vary: dict = field(default_factory=dict)    # solver -> list of option dicts, one per run
+    select: Selection | None = None
 
-    def specs(self) -> list[RunSpec]:
+    def variants(self, method: str) -> list[dict]:
+        """The option dicts of a method's runs: its [options], updated by each [vary] value."""
+        solver = Method.parse(method).solver
+        opts = self.options.get(solver, {})
+        return [opts | v for v in self.vary.get(solver, [{}])]
+
+    def entry_specs(self, dataset: str, n, d, seeds, **problem) -> list[RunSpec]:
+        """Every method, variant and seed of one dataset entry."""
+        problem = self.problem | problem
         out = []
+        for method in self.methods:
+            search = self.search if Method.parse(method).searches else {}
+            out += [RunSpec(dataset, method, seed, n=n, d=d, options=opts, search=search,
+                            timeout=self.timeout, **problem)
+                    for opts in self.variants(method) for seed in seeds]
+        return out
+
+    def entries(self) -> Iterator[tuple[str, int | None, int | None]]:
         for dataset, ns, ds in self.grid:
             for n in ns:
                 for d in ds:
-                    for method in self.methods:
-                        parsed = Method.parse(method)
-                        opts = self.options.get(parsed.solver, {})
-                        search = self.search if parsed.searches else {}
-                        out += [RunSpec(dataset, method, seed, n=n, d=d, options=opts,
-                                        search=search, timeout=self.timeout, **self.problem)
-                                for seed in self.seeds]
-        return out
+                    yield dataset, n, d
+
+    def specs(self) -> list[RunSpec]:
+        """The runs of a sweep without [select]."""
+        return [s for e in self.entries() for s in self.entry_specs(*e, self.seeds)]
+
+    def selection_specs(self, dataset: str, n, d) -> list[RunSpec]:
+        """The selection stage of one entry: every candidate beta on the validation split."""
+        sel = self.select
+        return [s for beta in sel.beta
+                for s in self.entry_specs(dataset, n, d, sel.seeds or self.seeds, beta=beta,
+                                          validation=sel.validation)]
+
+    def final_specs(self, dataset: str, n, d, beta: float) -> list[RunSpec]:
+        """The evaluation stage of one entry, at its chosen beta, on the held-out fold."""
+        return self.entry_specs(dataset, n, d, self.seeds, beta=beta)
 
 
 def _int_list(key: str, value, minimum: int) -> list[int]:
@@ -120,10 +156,16 @@ def _grid(raw: dict) -> list[tuple[str, list, list]]:
     grid = []
     for name, sub in datasets.items():
         check_name(name)
-        if not isinstance(sub, dict) or set(sub) - {"n", "d"}:
-            raise ValueError(f"[datasets.{name}] may only set n and d, got {sub!r}")
+        if not isinstance(sub, dict) or set(sub) - {"n", "n_max", "d"}:
+            raise ValueError(f"[datasets.{name}] may only set n, n_max and d, got {sub!r}")
         ns = _int_list(f"n of {name}", sub.get("n", raw.get("n")), 2) \
             if "n" in sub or "n" in raw else [None]
+        n_max = sub.get("n_max", raw.get("n_max"))
+        if n_max is not None:
+            if ns != [None]:
+                raise ValueError(f"{name}: give n or n_max, not both")
+            available = load_dataset(name).n
+            ns = [min(_int_list(f"n_max of {name}", [n_max], 2)[0], available)]
         if "d" in sub and not is_synthetic(name):
             raise ValueError(f"d of {name}: only synthetic datasets scale d, {name!r} does not")
         d_raw = sub.get("d", raw.get("d"))
@@ -178,6 +220,42 @@ def _search(raw: dict) -> dict:
     return search
 
 
+def _vary(raw: dict, methods: list[str], options: dict) -> dict:
+    """``[vary.SOLVER]``: lists of option values; one variant per element of their product."""
+    vary = raw.get("vary", {})
+    if not isinstance(vary, dict) or not all(isinstance(v, dict) for v in vary.values()):
+        raise ValueError(f"[vary.SOLVER] entries must be tables, got {vary!r}")
+    solvers = {Method.parse(m).solver for m in methods}
+    out = {}
+    for solver, table in vary.items():
+        if solver not in solvers:
+            raise ValueError(f"vary given for {solver!r}, which no method uses")
+        for key, values in table.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"vary.{solver}.{key} must be a non-empty list of values, "
+                                 f"got {values!r}")
+        keys = list(table)
+        variants = [dict(zip(keys, combo)) for combo in itertools.product(*table.values())]
+        for variant in variants:
+            _options({"options": {solver: options.get(solver, {}) | variant}}, methods)
+        out[solver] = variants
+    return out
+
+
+def _selection(raw: dict, grid: list) -> Selection | None:
+    if "select" not in raw:
+        return None
+    select = Selection.parse(raw["select"])
+    for name, ns, _ in grid:
+        if len(ns) > 1:
+            raise ValueError(f"with [select], each dataset takes one n (its beta is chosen per "
+                             f"dataset), got n = {ns} for {name}")
+        if load_dataset(name).task == "regression":
+            raise ValueError(f"[select] chooses beta by validation accuracy, and {name} is a "
+                             f"regression dataset")
+    return select
+
+
 def parse_config(raw: dict, default_name: str = "sweep") -> SweepConfig:
     """Validate a parsed TOML document; every mistake is a one-line ``ValueError``."""
     unknown = sorted(set(raw) - set(TOP_KEYS))
@@ -195,9 +273,10 @@ def parse_config(raw: dict, default_name: str = "sweep") -> SweepConfig:
     if timeout is not None:
         validate.real("timeout", timeout, above=0)
     workers, threads = (_positive_int(k, raw.get(k, 1)) for k in ("workers", "threads"))
-    return SweepConfig(str(raw.get("name", default_name)), _grid(raw), methods, seeds,
-                       _problem(raw), _options(raw, methods), _search(raw), timeout, workers,
-                       threads)
+    grid, options = _grid(raw), _options(raw, methods)
+    return SweepConfig(str(raw.get("name", default_name)), grid, methods, seeds,
+                       _problem(raw), options, _search(raw), timeout, workers, threads,
+                       _vary(raw, methods, options), _selection(raw, grid))
 
 
 def load_config(path: str | Path) -> SweepConfig:
@@ -378,12 +457,13 @@ def run_dask(specs: list[RunSpec] | WorkQueue, address: str, threads: int) -> It
 
 def pending_specs(specs: list[RunSpec], store: ResultStore, retry_failed: bool) -> list[RunSpec]:
     """The specs without a stored row (and, with ``retry_failed``, those that failed or were
-    skipped, e.g. for a method that was not installed then)."""
-    done = store.finished()
-    if retry_failed and done:
-        runs = store.runs()
-        done -= set(runs.loc[runs["status"].isin(FAILED), "run_id"])
-    return [s for s in specs if s.run_id not in done]
+    skipped, e.g. for a method that was not installed then); reads only their own files."""
+    out = []
+    for spec in specs:
+        row = store.row(spec.run_id)
+        if row is None or (retry_failed and row["status"] in FAILED):
+            out.append(spec)
+    return out
 
 
 def stored_since(store: ResultStore, run_id: str, started: float, retry_failed: bool) -> bool:
@@ -395,24 +475,19 @@ def stored_since(store: ResultStore, run_id: str, started: float, retry_failed: 
     return not retry_failed or row["status"] not in FAILED or row["finished_at"] >= started
 
 
-def run_sweep(config: SweepConfig, out: str | Path, scheduler: str | None = None,
-              workers: int | None = None, retry_failed: bool = False, progress: bool = True):
-    """Run the missing runs of ``config`` into the store at ``out``; return this sweep's table."""
+def run_stage(label: str, specs: list[RunSpec], store: ResultStore, scheduler: str | None,
+              workers: int, threads: int, retry_failed: bool, progress: bool) -> None:
+    """Run the specs not yet in ``store``, writing each as it finishes (module docstring)."""
     from tqdm import tqdm
 
-    store = ResultStore(out)
-    specs = config.specs()
-    ids = [s.run_id for s in specs]
-    if len(set(ids)) != len(ids):
-        raise ValueError("the grid repeats a run (a dataset, n, d, method or seed listed twice)")
     todo = pending_specs(specs, store, retry_failed)
-    print(f"sweep {config.name!r}: {len(specs)} runs, {len(specs) - len(todo)} already stored "
-          f"in {out}, {len(todo)} to run" + (f" on {scheduler}" if scheduler else ""))
+    print(f"{label}: {len(specs)} runs, {len(specs) - len(todo)} already stored "
+          f"in {store.root}, {len(todo)} to run" + (f" on {scheduler}" if scheduler else ""))
     claims, started = Claims(store.root), time.time()
     queue = ClaimQueue(todo, claims, lambda run_id: stored_since(store, run_id, started,
                                                                  retry_failed))
-    outcomes = run_dask(queue, scheduler, config.threads) if scheduler else \
-        run_local(queue, workers or config.workers, config.threads)
+    outcomes = run_dask(queue, scheduler, threads) if scheduler else \
+        run_local(queue, workers, threads)
     ran = 0
     try:
         with tqdm(total=len(todo), disable=not progress or not todo, unit="run") as bar:
@@ -426,10 +501,64 @@ def run_sweep(config: SweepConfig, out: str | Path, scheduler: str | None = None
     finally:
         outcomes.close()     # kill the workers still running, then free their claims
         claims.release_all()
-    print(f"sweep {config.name!r}: ran {ran} of the {len(todo)} runs here" +
-          ("; another sweep on this store ran the others" if ran < len(todo) else ""))
+    if todo:
+        print(f"{label}: ran {ran} of the {len(todo)} runs here" +
+              ("; another sweep on this store ran the others" if ran < len(todo) else ""))
+
+
+def chosen_specs(config: SweepConfig, selection: dict, store: ResultStore) -> list[RunSpec]:
+    """The evaluation runs of the [select] entries in ``selection`` (entry -> its selection
+    specs): each at the beta its stored selection runs chose
+    (:func:`dualnets.selection.choose_beta`); an entry none of whose selection runs has an
+    accuracy is named and left out."""
+    import pandas as pd
+
+    out = []
+    for entry, specs in selection.items():
+        rows = pd.DataFrame([r for s in specs if (r := store.row(s.run_id)) is not None])
+        beta = choose_beta(rows, config.select.beta) if len(rows) else None
+        if beta is None:
+            print(f"select: {entry[0]}: no selection run has a validation accuracy "
+                  f"(see its failed runs); not evaluated")
+            continue
+        out += config.final_specs(*entry, beta)
+    return out
+
+
+def run_sweep(config: SweepConfig, out: str | Path, scheduler: str | None = None,
+              workers: int | None = None, retry_failed: bool = False, progress: bool = True):
+    """Run the missing runs of ``config`` into the store at ``out``; return this sweep's table.
+
+    With [select], dataset entries go one at a time: the selection runs of an entry run
+    alongside the evaluation runs (at the chosen beta) of the entry before it, so that both
+    workers stay busy and an interrupted sweep leaves whole datasets done."""
+    store = ResultStore(out)
+
+    def stage(label: str, specs: list[RunSpec]) -> list[RunSpec]:
+        ids = [s.run_id for s in specs]
+        if len(set(ids)) != len(ids):
+            raise ValueError("the grid repeats a run (a dataset, n, d, method, variant or seed "
+                             "listed twice)")
+        run_stage(f"sweep {config.name!r}{label}", specs, store, scheduler,
+                  workers or config.workers, config.threads, retry_failed, progress)
+        return specs
+
+    if config.select is None:
+        specs = stage("", config.specs())
+    else:
+        entries = list(config.entries())
+        selection = {e: config.selection_specs(*e) for e in entries}
+        specs, previous = [], None
+        for entry in [*entries, None]:
+            batch = selection[entry] if entry else []
+            final = chosen_specs(config, {previous: selection[previous]}, store) \
+                if previous else []
+            names = ([f"{entry[0]} selection"] if entry else []) + \
+                ([f"{previous[0]} evaluation"] if previous else [])
+            specs += stage(f", {' + '.join(names)}", batch + final)
+            previous = entry
     runs = store.runs()
-    return runs[runs["run_id"].isin(set(ids))].reset_index(drop=True)
+    return runs[runs["run_id"].isin({s.run_id for s in specs})].reset_index(drop=True)
 
 
 def comparable(runs):

@@ -2,7 +2,10 @@
 
 Figures: runtime against n and against d per method (log-log, fitted slope in the legend),
 certified duality gap against time, test accuracy of convex methods against SGD/Adam per
-dataset; report.md holds the summary table.
+dataset; report.md holds the summary table.  A sweep with a [select] stage (beta and learning
+rates chosen on validation, configs/paper.toml) gets the validated comparison instead
+(:mod:`dualnets.validated_report`): win/tie/loss counts, an accuracy scatter and a performance
+profile.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from ..outputs import check_folder
 from ..report import sweep_report
 from ..store import ResultStore
+from ..validated_report import is_selected, validated_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if not store.finished():
         raise ValueError(f"{args.results}: no stored runs (expected {store.runs_dir}/*.parquet)")
     title = args.title or f"Sweep report: {Path(args.results).name}"
-    path = sweep_report(store.runs(), store.traces(), args.output, title)
+    runs = store.runs()
+    path = validated_report(runs, args.output, title) if is_selected(runs) else \
+        sweep_report(runs, store.traces(), args.output, title)
     print(f"wrote {path} and its figures")
     return 0
