@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     first = evaluate(seeded, solver.solve(seeded))
     found = dual_search(seeded, solver, SearchConfig(max_seconds=args.budget), seed=args.seed)
     last = evaluate(found.problem, found.result)
-    network = nc_objective(net, problem.X, problem.y, problem.beta)
+    network = nc_objective(net, problem.X, problem.y, problem.beta, problem.loss)
     row = {"network_objective": network,
            "seeded_objective": first.get("objective"),
            "seeded_certified": first.get("certified", False),
