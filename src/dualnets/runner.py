@@ -30,6 +30,7 @@ from .certificate import relative_gap
 from .datasets import Dataset, is_synthetic, load_dataset, one_vs_rest
 from .dual_search import SearchConfig, dual_search
 from .lifting import Lifting
+from .losses import get_loss
 from .metrics import evaluate
 from .method import Method
 from .network import ParallelNet
@@ -52,7 +53,8 @@ class RunSpec:
 
     ``seed`` drives the method's randomness (pattern sampling, initialization); the data split
     uses ``data_seed`` (and ``fold``, for datasets with folds) so that every method and seed
-    sees the same data.  ``options`` are the
+    sees the same data.  ``loss`` is the training loss ("squared" or "logistic", for +-1
+    labels: binary data, or one-vs-rest targets).  ``options`` are the
     hyperparameters of this run's solver (keyword arguments of its class); ``search`` those of
     a trailing "dual-search" (:class:`dualnets.dual_search.SearchConfig` fields).
     """
@@ -65,6 +67,7 @@ class RunSpec:
     beta: float = 1.0
     m1: int = 2
     depth: int = 3
+    loss: str = "squared"
     patterns: int = 50
     data_seed: int = 0
     fold: int | None = None
@@ -75,15 +78,17 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        # a fold left to the seed is not part of the key, so that ids predating folds stay
+        # a fold left to the seed and the squared loss are not part of the key, so that ids
+        # predating folds and losses stay
         key = {k: v for k, v in asdict(self).items()
-               if k != "timeout" and not (k == "fold" and v is None)}
+               if k != "timeout" and not (k == "fold" and v is None)
+               and not (k == "loss" and v == "squared")}
         return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def base_row(self) -> dict:
         return {"run_id": self.run_id, "dataset": self.dataset, "method": self.method,
                 "seed": self.seed, "n": self.n, "d": self.d, "beta": self.beta, "m1": self.m1,
-                "depth": self.depth, "random_patterns": self.patterns,
+                "depth": self.depth, "loss": self.loss, "random_patterns": self.patterns,
                 "options": json.dumps(self.options | ({"search": self.search} if self.search
                                                       else {}), sort_keys=True)}
 
@@ -97,6 +102,13 @@ class Outcome:
     networks: list[ParallelNet | None] = field(default_factory=list)
 
 
+def check_loss(data: Dataset, loss: str) -> None:
+    """ValueError, naming the dataset, when its training targets (one-vs-rest ones for
+    multiclass data) are not targets of ``loss`` (the logistic loss takes only +-1)."""
+    y = one_vs_rest(data.y_train, data.n_classes) if data.task == "multiclass" else data.y_train
+    get_loss(loss).check_targets(f"the targets of {data.name}", y)
+
+
 def build_problems(spec: RunSpec) -> tuple[Dataset, list[Problem]]:
     """The dataset and its problems: one, or one per class (one-vs-rest) for multiclass."""
     data = load_dataset(spec.dataset, n=spec.n, seed=spec.data_seed, fold=spec.fold,
@@ -107,7 +119,7 @@ def build_problems(spec: RunSpec) -> tuple[Dataset, list[Problem]]:
         names = [f"{data.name}[{c}]" for c in range(C)]
     else:
         targets, names = [(data.y_train, data.y_test)], [data.name]
-    problems = [Problem(data.X_train, ytr, spec.beta, spec.m1, depth=spec.depth,
+    problems = [Problem(data.X_train, ytr, spec.beta, spec.m1, depth=spec.depth, loss=spec.loss,
                         X_test=data.X_test, y_test=yte, name=name)
                 for (ytr, yte), name in zip(targets, names)]
     return data, problems
@@ -136,7 +148,8 @@ def network_of(problem: Problem, result: Result) -> ParallelNet | None:
         return result.network
     if result.Z is not None and result.model == "relu":
         lift = Lifting.from_problem(problem)
-        return rebuild_network(lift, prune_blocks(lift, problem.y, problem.beta, result.Z))
+        return rebuild_network(lift, prune_blocks(lift, problem.y, problem.beta, result.Z,
+                                                  problem.loss))
     return None
 
 

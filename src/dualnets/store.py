@@ -37,7 +37,7 @@ UNREADABLE = (pa.ArrowException, OSError, ValueError)
 
 # every key of a runner row (metrics.evaluate's and the runner's own) is a column
 _STR = ("run_id", "dataset", "task", "method", "solver", "model", "objective_kind", "options",
-        "status", "message", "host")
+        "status", "message", "host", "loss")
 _INT = ("seed", "n", "d", "n_test", "parts", "m1", "depth", "random_patterns", "n_patterns",
         "iterations", "active_subnetworks", "nonzero_blocks", "pruned_blocks")
 _FLOAT = ("beta", "objective", "network_objective", "dual_objective", "gap", "relative_gap",
