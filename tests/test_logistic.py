@@ -228,6 +228,22 @@ def test_al_certifies_with_either_setting_on_an_easy_problem(inner, working_set)
                                            rel=TOL)
 
 
+DEVICES = [("cpu", "float32", 1e-4)] + [
+    pytest.param("cuda", dtype, tol, marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                              reason="no GPU"))
+    for dtype, tol in (("float64", TOL), ("float32", 1e-4))]
+
+
+@pytest.mark.parametrize("device, dtype, tol", DEVICES)
+def test_al_certifies_the_logistic_program_in_each_dtype_and_device(device, dtype, tol):
+    problem = logistic_problem(2, m1=3, depth=2, beta=0.03, n=30, d=3, P=8)
+    result = get_solver("al", device=device, dtype=dtype, max_seconds=60).solve(problem)
+    cert = certificate(problem, result, gap_tol=tol, violation_tol=tol)
+    assert result.info["device"] == device and result.status == "optimal" and cert.certified
+    assert cert.objective == pytest.approx(certificate(problem, conic(problem)).objective,
+                                           rel=tol)
+
+
 @pytest.fixture(scope="module")
 def solved():
     problem = logistic_problem(1, m1=2, depth=3, beta=0.3, n=30, d=3, P=8)
