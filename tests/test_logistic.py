@@ -20,7 +20,7 @@ from scipy.optimize import minimize_scalar
 
 from dualnets.certificate import certify, dual_point, scaled_dual
 from dualnets.cli import main
-from dualnets.dual_search import SearchConfig, dual_search
+from dualnets.dual_search import SearchConfig, default_search_solver, dual_search
 from dualnets.io import load_problem, save_problem
 from dualnets.lifting import Lifting
 from dualnets.losses import LOSSES, get_loss
@@ -372,6 +372,14 @@ def test_baseline_trains_the_logistic_nc_objective_and_seeds_a_better_program():
                         SpecContext(seed=0, networks=[res.network]))
     cert = certificate(seeded, conic(seeded))
     assert cert.certified and cert.objective <= nc * (1 + TOL)
+
+
+def test_search_rounds_default_to_al_on_the_logistic_loss():
+    """Clarabel's exp-cone solves stall uncertified on small programs (docs/design.md 9)."""
+    problem = logistic_problem(0, P=4, n=10)
+    assert default_search_solver(problem) == "al"
+    squared = Problem(problem.X, problem.y, problem.beta, problem.m1)
+    assert default_search_solver(squared) == "clarabel"
 
 
 def test_exact_dual_search_reaches_the_exhaustive_optimum_with_a_global_bound():

@@ -356,8 +356,10 @@ def _solve_round(solver, out: SearchOutcome, rnd: int):
 
 
 def default_search_solver(problem: Problem) -> str:
-    """Clarabel up to ``SMALL_N`` rows, the augmented Lagrangian ("al") above when installed."""
+    """Clarabel up to ``SMALL_N`` rows on the squared loss, the augmented Lagrangian ("al")
+    above, and on the logistic loss, whose exp-cone program Clarabel often leaves uncertified
+    (docs/design.md section 9), when installed."""
     from .registry import available_solvers
-    if problem.n <= SMALL_N or "al" not in available_solvers():
+    if "al" not in available_solvers() or (problem.n <= SMALL_N and problem.loss == "squared"):
         return "clarabel"
     return "al"

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", required=True, metavar="FILE.npz",
                         help="the trained network (dualnets train --save-network)")
     parser.add_argument("--solver", choices=convex_solvers(),
-                        help="convex solver (default: clarabel up to 2000 rows, else al)")
+                        help="convex solver (default: clarabel up to 2000 rows on the squared "
+                             "loss, else al)")
     parser.add_argument("--budget", type=float, default=120.0,
                         help="seconds for the column generation (default 120)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
