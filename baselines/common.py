@@ -4,9 +4,10 @@ Every run trains a :class:`~dualnets.network.ParallelReLUNet` of K sub-networks 
 the problem's X, y, beta (stored patterns are ignored) by minimizing the baseline's training
 objective, full batch or in minibatches, for a number of epochs or a time budget::
 
-    NC(theta) = 1/2 ||sum_k f_k(X) - y||^2 + beta/2 sum_k (||w2_k||^2 + w3_k^2),  ||W1_k||_F <= 1
+    NC(theta) = L(sum_k f_k(X)) + beta/2 sum_k (||w2_k||^2 + w3_k^2),  ||W1_k||_F <= 1
 
-(docs/design.md section 1; a minibatch B uses the unbiased ``n/|B| * 1/2 ||f_B - y_B||^2`` for the
+with the problem's loss ``L`` (docs/design.md sections 1 and 9: ``1/2 ||f - y||^2`` or
+``sum_i log(1 + exp(-y_i f_i))``; a minibatch B uses the unbiased ``n/|B| L_B(f_B)`` for the
 loss).  Only the optimizer steps are timed: trace evaluation is outside the clock.  Diverged runs
 (a non-finite loss or weight) are kept with status "diverged".  The best run (lowest training
 objective) gives the returned network; ``Result.info["runs"]`` holds one record per (seed, lr).
@@ -22,6 +23,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ..losses import ConvexLoss, get_loss
 from ..network import ParallelNet, ParallelReLUNet, nc_objective, norm_violation
 from ..problem import Problem
 from ..result import Result
@@ -89,6 +91,7 @@ class NetworkBaseline(Solver):
     """
 
     model: ClassVar[str] = "network"
+    losses: ClassVar[tuple[str, ...]] = ("squared", "logistic")
     depths: ClassVar[tuple[int, ...]] = (3,)
     seeded: ClassVar[bool] = True
     project: ClassVar[bool] = True
@@ -158,12 +161,12 @@ class NetworkBaseline(Solver):
                       message=f"best of {len(runs)} runs: lr = {run.lr:g}, seed = {run.seed}",
                       info=info)
 
-    def _objective(self, net: ParallelReLUNet, X, y, beta: float, scale: float = 1.0):
-        r = net(X) - y
-        return 0.5 * scale * r.pow(2).sum() + beta * self.penalty(net)
+    def _objective(self, net: ParallelReLUNet, X, y, beta: float, loss: ConvexLoss,
+                   scale: float = 1.0):
+        return scale * loss.value(net(X), y) + beta * self.penalty(net)
 
     def _train(self, problem: Problem, X: torch.Tensor, y: torch.Tensor, lr: float, seed: int):
-        gen = torch.Generator().manual_seed(seed)
+        gen, loss = torch.Generator().manual_seed(seed), get_loss(problem.loss)
         net = ParallelReLUNet.random(self.K, problem.d, problem.m1, 3, generator=gen,
                                      scale=self.init_scale)
         opt = self.make_optimizer(net.parameters(), lr)
@@ -173,17 +176,18 @@ class NetworkBaseline(Solver):
                 status = "time_limit"
                 break
             start = time.perf_counter()
-            finite, done = self._epoch(net, opt, X, y, problem.beta, gen)
+            finite, done = self._epoch(net, opt, X, y, problem.beta, loss, gen)
             clock += time.perf_counter() - start
             epoch, steps = epoch + 1, steps + done
             if not finite:
                 status = "diverged"
                 break
             if epoch % self.trace_every == 0:
-                trace.append(self._trace_row(net, X, y, problem.beta, clock, epoch))
+                trace.append(self._trace_row(net, X, y, problem.beta, loss, clock, epoch))
         return self._record(problem, net, X, y, lr, seed, status, clock, epoch, steps, trace)
 
-    def _epoch(self, net, opt, X, y, beta: float, gen: torch.Generator) -> tuple[bool, int]:
+    def _epoch(self, net, opt, X, y, beta: float, loss: ConvexLoss,
+               gen: torch.Generator) -> tuple[bool, int]:
         """One pass over the data; whether loss and weights stayed finite, and the steps."""
         n = X.shape[0]
         b = self.batch_size or n
@@ -192,10 +196,10 @@ class NetworkBaseline(Solver):
         for lo in range(0, n, b):
             Xb, yb = (X, y) if order is None else (X[order[lo:lo + b]], y[order[lo:lo + b]])
             opt.zero_grad(set_to_none=True)
-            loss = self._objective(net, Xb, yb, beta, n / Xb.shape[0])
-            if not torch.isfinite(loss):
+            objective = self._objective(net, Xb, yb, beta, loss, n / Xb.shape[0])
+            if not torch.isfinite(objective):
                 return False, steps
-            loss.backward()
+            objective.backward()
             opt.step()
             if self.project:
                 net.project_()
@@ -203,8 +207,8 @@ class NetworkBaseline(Solver):
         return all(bool(torch.isfinite(p).all()) for p in net.parameters()), steps
 
     @torch.no_grad()
-    def _trace_row(self, net, X, y, beta, clock, epoch):
-        obj = float(self._objective(net, X, y, beta))
+    def _trace_row(self, net, X, y, beta, loss, clock, epoch):
+        obj = float(self._objective(net, X, y, beta, loss))
         viol = float((net.W1.flatten(1).norm(dim=1).max() - 1.0).clamp_min(0.0))
         return (clock, epoch, obj, float("nan"), viol)
 
@@ -214,8 +218,8 @@ class NetworkBaseline(Solver):
             nan = float("nan")
             return Run(seed, lr, status, nan, nan, nan, clock, epoch, steps), None, trace
         final = self.finalize(net.to_net())
-        obj = float(self._objective(net, X, y, problem.beta))
-        nc = nc_objective(final, problem.X, problem.y, problem.beta)
+        obj = float(self._objective(net, X, y, problem.beta, get_loss(problem.loss)))
+        nc = nc_objective(final, problem.X, problem.y, problem.beta, problem.loss)
         run = Run(seed, lr, status, obj, nc, norm_violation(final), clock, epoch, steps)
         return run, final, trace
 

@@ -30,11 +30,13 @@ BUDGET = 0.5       # seconds given to max_seconds
 OVERSHOOT = 1.5    # seconds a solver may run past it (one step, one check)
 
 
-def tiny_problem(depth: int = 3, n: int = 14, d: int = 3, P: int = 5, seed: int = 0) -> Problem:
+def tiny_problem(depth: int = 3, n: int = 14, d: int = 3, P: int = 5, seed: int = 0,
+                 loss: str = "squared") -> Problem:
     rng = np.random.default_rng(seed)
     X = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
     y = np.sign(rng.standard_normal(n)) + 0.0
-    problem = Problem(X, y, 0.5, 2, depth=depth, X_test=X[:4], y_test=y[:4], name="tiny")
+    problem = Problem(X, y, 0.5, 2, depth=depth, loss=loss, X_test=X[:4], y_test=y[:4],
+                      name="tiny")
     return problem.with_patterns(sample_patterns(X, 2, P, seed, depth))
 
 
@@ -62,13 +64,18 @@ def test_declares_the_contract(name):
         assert not ok and "interior-point size limit" in why
 
 
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
 @pytest.mark.parametrize("depth", [2, 3])
 @pytest.mark.parametrize("name", SOLVERS)
-def test_solve_returns_a_documented_result_or_refuses_with_a_reason(name, depth):
-    problem, solver = tiny_problem(depth), quick(name)
+def test_solve_returns_a_documented_result_or_refuses_with_a_reason(name, depth, loss):
+    problem, solver = tiny_problem(depth, loss=loss), quick(name)
     ok, why = solver.supports(problem)
+    assert ok or loss not in solver.losses or depth not in solver.depths or \
+        not solver.supports(tiny_problem(depth))[0], "a declared loss refused"
     if not ok:
         assert isinstance(why, str) and why
+        if loss not in solver.losses:
+            assert f"got {loss!r}" in why, why
         with pytest.raises(ValueError, match="cannot solve this problem"):
             solver.solve(problem)
         return

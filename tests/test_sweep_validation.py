@@ -23,6 +23,8 @@ PROBES = [
     ("[problem]\ndepth = 4", r"problem.depth must be 2 or 3, got 4"),
     ("[problem]\ndata_seed = -1", r"problem.data_seed must be an integer >= 0, got -1"),
     ("[problem]\nip_limit = 'big'", r"problem.ip_limit must be an integer >= 1, got 'big'"),
+    ("[problem]\nloss = 'hinge'", r"problem.loss must be one of squared, logistic, got 'hinge'"),
+    ("[problem]\nloss = 1", r"problem.loss must be one of squared, logistic, got 1"),
     ("timeout = nan", r"timeout must be finite, got nan"),
     ("[options.clarabel]\ntol = 'abc'",
      r"options.clarabel: option 'tol' of solver 'clarabel' must be a number, got 'abc'"),

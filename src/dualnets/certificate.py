@@ -1,15 +1,21 @@
-"""Solver-independent duality-gap certificate of the convex program (docs/design.md section 4).
+"""Solver-independent duality-gap certificate of the convex program (docs/design.md sections 4
+and 9).
 
-Primal  ``P = 1/2 ||A z - y||^2 + beta sum_g ||z_g||``  subject to ``B z >= 0``.
-Dual    ``D(v, lam) = -v'y - 1/2 ||v||^2``  subject to ``||(A'v - B'lam)_g|| <= beta``, ``lam >= 0``.
+Primal  ``P = L(A z) + beta sum_g ||z_g||``  subject to ``B z >= 0``.
+Dual    ``D(v, lam) = -L*(v)``  subject to ``||(A'v - B'lam)_g|| <= beta``, ``lam >= 0``.
 
-From a primal ``z`` and multipliers ``lam`` (zero when a solver has none) we take ``v = A z - y``
-and scale ``(v, lam)`` by the ``t`` in ``[0, beta / max_g ||(A'v - B'lam)_g||]`` that maximizes
-``-t v'y - t^2/2 ||v||^2`` (this contains the design's ``t = min(1, ...)`` and is never worse).
+From a primal ``z`` and multipliers ``lam`` (zero when a solver has none) we take the dual point
+``v = grad L(A z)`` (for the squared loss the residual ``A z - y``; :func:`dual_point`), put
+into the domain of ``L*`` first, and scale ``(v, lam)`` by the ``t`` in ``[0, beta / max_g
+||(A'v - B'lam)_g||]`` (and within the domain: ``t <= 1 / max_i (-y_i v_i)`` for the logistic
+loss) that maximizes ``-L*(t v)`` (squared: ``-t v'y - t^2/2 ||v||^2``, which contains the
+design's ``t = min(1, ...)`` and is never worse).  The loss formulas are those of
+:mod:`dualnets.losses`; every function here takes the loss (a name or a
+:class:`~dualnets.losses.ConvexLoss`, default "squared") as its last argument ``loss``.
 
-This module is the one home of these formulas: :func:`primal_value`, :func:`dual_value`,
-:func:`best_dual_scale` (the dual at that scale: :func:`scaled_dual`; all three:
-:func:`primal_and_dual`), :func:`capped_dual_value`,
+This module is the one home of these formulas: :func:`primal_value`, :func:`dual_point`,
+:func:`dual_value`, :func:`best_dual_scale` (the dual at that scale: :func:`scaled_dual`;
+primal and dual: :func:`primal_and_dual`), :func:`capped_dual_value`,
 :func:`relative_gap`, the certification rule :func:`is_certified` and their assembly
 :func:`certificate_from` take numpy arrays or torch tensors (any device), and every solver, the
 gated relaxation, dual-search, the global bound and the rebuild call them.
@@ -23,6 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .lifting import Lifting
+from .losses import ConvexLoss, get_loss
 
 TINY = 1e-300
 GAP_TOL = 1e-6
@@ -36,21 +43,28 @@ def group_norm_sum(Z) -> float:
     return float(Z.norm(dim=1).sum())
 
 
-def primal_value(v, Z, beta: float) -> float:
-    """``P = 1/2 ||v||^2 + beta sum_g ||z_g||`` with the residual ``v = A z - y``."""
-    return 0.5 * float(v @ v) + beta * group_norm_sum(Z)
+def primal_value(yhat, y, Z, beta: float, loss: str | ConvexLoss = "squared") -> float:
+    """``P = L(yhat) + beta sum_g ||z_g||`` at the prediction ``yhat = A z``."""
+    return float(get_loss(loss).value(yhat, y)) + beta * group_norm_sum(Z)
 
 
-def dual_value(v, y, t: float) -> float:
-    """``D(t v) = -t v'y - t^2/2 ||v||^2``."""
-    return -t * float(v @ y) - 0.5 * t * t * float(v @ v)
+def dual_point(yhat, y, loss: str | ConvexLoss = "squared"):
+    """``v = grad L(yhat)``, clipped into the domain of ``L*`` (before any scaling: a point
+    outside the domain stays outside at every scale ``t > 0``)."""
+    fn = get_loss(loss)
+    return fn.clip(fn.gradient(yhat, y), y)
 
 
-def best_dual_scale(v, y, t_max: float) -> float:
-    """The ``t`` in ``[0, t_max]`` that maximizes :func:`dual_value` (a concave parabola)."""
-    vv, vy = float(v @ v), float(v @ y)
-    t_best = -vy / vv if vv > 0 else 0.0
-    return float(min(max(t_best, 0.0), t_max))
+def dual_value(v, y, t: float, loss: str | ConvexLoss = "squared") -> float:
+    """``D(t v) = -L*(t v)`` (squared: ``-t v'y - t^2/2 ||v||^2``)."""
+    return get_loss(loss).dual_value(v, y, t)
+
+
+def best_dual_scale(v, y, t_max: float, loss: str | ConvexLoss = "squared") -> float:
+    """The ``t`` in ``[0, t_max]`` (and in the domain of ``L*``) that maximizes
+    :func:`dual_value`, a concave function of ``t``."""
+    fn = get_loss(loss)
+    return fn.best_scale(v, y, min(t_max, fn.scale_cap(v, y)))
 
 
 def feasible_scale(worst: float, beta: float) -> float:
@@ -58,21 +72,23 @@ def feasible_scale(worst: float, beta: float) -> float:
     return math.inf if worst <= 0 else beta / worst
 
 
-def scaled_dual(v, y, beta: float, worst: float, cap: float = math.inf) -> tuple[float, float]:
+def scaled_dual(v, y, beta: float, worst: float, cap: float = math.inf,
+                loss: str | ConvexLoss = "squared") -> tuple[float, float]:
     """``(D(t v), t)`` at the best ``t`` in ``[0, min(cap, beta / worst)]``, given
     ``worst = max_g ||(A'v - B'lam)_g||``: the dual point of the certificate."""
-    t = best_dual_scale(v, y, min(cap, feasible_scale(worst, beta)))
-    return dual_value(v, y, t), t
+    t = best_dual_scale(v, y, min(cap, feasible_scale(worst, beta)), loss)
+    return dual_value(v, y, t, loss), t
 
 
-def capped_dual_value(v, y, beta: float, worst: float) -> float:
+def capped_dual_value(v, y, beta: float, worst: float,
+                      loss: str | ConvexLoss = "squared") -> float:
     """``D(t v)`` at the best ``t`` in ``[0, min(1, beta / worst)]`` (docs/design.md section 10).
 
     ``worst`` bounds the dual constraint ``max_b p_b(v)`` over a set of blocks; when it bounds
     it over *every* realizable block (exact pricing), ``t v`` is feasible for the program over
     all patterns and the value is a lower bound on the NC objective of every network.
     """
-    return scaled_dual(v, y, beta, worst, cap=1.0)[0]
+    return scaled_dual(v, y, beta, worst, cap=1.0, loss=loss)[0]
 
 
 def relative_gap(primal: float, dual: float) -> float:
@@ -80,10 +96,12 @@ def relative_gap(primal: float, dual: float) -> float:
     return (primal - dual) / max(abs(primal), TINY)
 
 
-def primal_and_dual(v, y, Z, beta: float, worst: float) -> tuple[float, float, float]:
-    """``(P, D, t)`` at the residual ``v = A z - y``: the primal value, the dual value of
-    ``t v`` at the best feasible scale ``t``, given ``worst = max_g ||(A'v - B'lam)_g||``."""
-    return (primal_value(v, Z, beta), *scaled_dual(v, y, beta, worst))
+def primal_and_dual(yhat, v, y, Z, beta: float, worst: float,
+                    loss: str | ConvexLoss = "squared") -> tuple[float, float, float]:
+    """``(P, D, t)`` at the prediction ``yhat`` and its dual point ``v`` (:func:`dual_point`):
+    the primal value, the dual value of ``t v`` at the best feasible scale ``t``, given
+    ``worst = max_g ||(A'v - B'lam)_g||``."""
+    return (primal_value(yhat, y, Z, beta, loss), *scaled_dual(v, y, beta, worst, loss=loss))
 
 
 def is_certified(rel_gap: float, violation: float, gap_tol: float = GAP_TOL,
@@ -122,7 +140,8 @@ def relative_violation(lift: Lifting, y: np.ndarray, Z: np.ndarray) -> float:
 
 def certify(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
             lam_inner: np.ndarray | None = None, lam_outer: np.ndarray | None = None,
-            gap_tol: float = GAP_TOL, violation_tol: float = VIOLATION_TOL) -> Certificate:
+            gap_tol: float = GAP_TOL, violation_tol: float = VIOLATION_TOL,
+            loss: str | ConvexLoss = "squared") -> Certificate:
     """Duality-gap certificate for the primal point ``Z`` (G, d) and multipliers.
 
     ``lam_inner`` has shape (G, n) and ``lam_outer`` shape (B, n); negative entries are
@@ -131,22 +150,25 @@ def certify(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
     Z = np.asarray(Z, dtype=np.float64)
     lam_inner = None if lam_inner is None else np.maximum(np.asarray(lam_inner, float), 0.0)
     lam_outer = None if lam_outer is None else np.maximum(np.asarray(lam_outer, float), 0.0)
-    v = lift.predict(Z) - y
+    yhat = lift.predict(Z)
+    v = dual_point(yhat, y, loss)
     worst = float(np.linalg.norm(lift.adjoint(v, lam_inner, lam_outer), axis=1).max(initial=0.0))
-    return certificate_from(v, y, beta, primal_value(v, Z, beta), worst,
-                            relative_violation(lift, y, Z), gap_tol, violation_tol)
+    return certificate_from(v, y, beta, primal_value(yhat, y, Z, beta, loss), worst,
+                            relative_violation(lift, y, Z), gap_tol, violation_tol, loss)
 
 
 def certificate_from(v: np.ndarray, y: np.ndarray, beta: float, primal: float, worst: float,
                      violation: float, gap_tol: float = GAP_TOL,
-                     violation_tol: float = VIOLATION_TOL) -> Certificate:
-    """The certificate of a point from its residual ``v = A z - y``, its primal value, the
-    largest dual row norm ``worst = max_g ||(A'v - B'lam)_g||`` and its relative violation.
+                     violation_tol: float = VIOLATION_TOL,
+                     loss: str | ConvexLoss = "squared") -> Certificate:
+    """The certificate of a point from its dual point ``v`` (:func:`dual_point`), its primal
+    value, the largest dual row norm ``worst = max_g ||(A'v - B'lam)_g||`` and its relative
+    violation.
 
     :func:`certify` computes these pieces over every group at once; a working-set solver
     gathers ``worst`` from the restricted program and the priced blocks outside it.
     """
-    dual, t = scaled_dual(v, y, beta, worst)
+    dual, t = scaled_dual(v, y, beta, worst, loss=loss)
     rel_gap = relative_gap(primal, dual)
     return Certificate(primal, dual, primal - dual, rel_gap, violation,
                        is_certified(rel_gap, violation, gap_tol, violation_tol), t)

@@ -1,6 +1,7 @@
 """Column generation over activation patterns, driven by the dual of the restricted program.
 
-At a solution ``z`` of the convex program over the current patterns, ``v = A z - y``.  Over
+At a solution ``z`` of the convex program over the current patterns, the dual point is
+``v = grad L(A z)`` (squared loss: ``A z - y``; logistic: ``-y s(-y A z)``).  Over
 *all* patterns the dual constraint is (docs/design.md sections 2, 4 and 10, with
 ``sum_j ||z_j|| <= 1`` mapped to unit-norm sub-networks by the rebuild of section 3)::
 
@@ -36,7 +37,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from .certificate import capped_dual_value, primal_value, relative_gap
+from .certificate import capped_dual_value, dual_point, primal_value, relative_gap
 from .lifting import Lifting
 from .network import ParallelNet
 from .patterns import patterns_of_weights
@@ -241,15 +242,19 @@ class SearchOutcome:
     global_lower_bound: float | None = None
 
 
-def _active(problem: Problem, result: Result) -> tuple[Patterns, ParallelNet, np.ndarray]:
-    """Patterns with a nonzero block after pruning, the rebuilt network, and v = A z - y."""
+def _active(problem: Problem,
+            result: Result) -> tuple[Patterns, ParallelNet, np.ndarray, float]:
+    """Patterns with a nonzero block after pruning, the rebuilt network, the dual point
+    v = grad L(A z) and the objective."""
     lift = Lifting.from_problem(problem)
-    v = lift.predict(result.Z) - problem.y
-    Z = prune_blocks(lift, problem.y, problem.beta, result.Z)
+    yhat = lift.predict(result.Z)
+    v = dual_point(yhat, problem.y, problem.loss)
+    Z = prune_blocks(lift, problem.y, problem.beta, result.Z, problem.loss)
     t = block_norms(lift, Z)
     P, floor = lift.n_patterns, ACTIVE_REL_TOL * t.max(initial=0.0)
     live = np.flatnonzero((t[:P] > floor) | (t[P:] > floor))
-    return problem.patterns.take(live), rebuild_network(lift, Z), v
+    objective = primal_value(yhat, problem.y, result.Z, problem.beta, problem.loss)
+    return problem.patterns.take(live), rebuild_network(lift, Z), v, objective
 
 
 def _pricing_set(problem: Problem, config: SearchConfig) -> tuple[PricingSet | None, str]:
@@ -260,7 +265,8 @@ def _pricing_set(problem: Problem, config: SearchConfig) -> tuple[PricingSet | N
 
 def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(), seed: int = 0,
                 log: list | None = None) -> SearchOutcome:
-    """Column generation from ``problem``'s patterns (none is fine: the first dual is -y).
+    """Column generation from ``problem``'s patterns (none is fine: the first dual point is
+    ``grad L(0)``, ``-y`` for the squared loss).
 
     Each round solves the program, prices sub-networks (exactly when the enumeration is under
     its guard, else by :func:`search_subnetworks`), and adds the best patterns above
@@ -313,7 +319,7 @@ def _price_exact(problem, out, v, local, config, seed, pset, objective):
     """Exact round: the global bound of ``v`` and the best patterns the program lacks (none
     once the global gap is <= ``gap_tol``)."""
     prices = price_all(pset, v, problem.beta * (1 - config.near), config.max_add)
-    bound = capped_dual_value(v, problem.y, problem.beta, prices.upper)
+    bound = capped_dual_value(v, problem.y, problem.beta, prices.upper, problem.loss)
     gap = relative_gap(objective, bound)
     fields = {"max_violation": prices.upper / problem.beta, "global_lower_bound": bound,
               "global_gap": gap, "blocks_priced": pset.n_blocks, "socps_solved": prices.solved}
@@ -329,27 +335,31 @@ def _price_heuristic(problem, out, v, local, config, seed, pset, objective):
     added, top = new_patterns(out.problem.patterns, problem.X, found,
                               problem.beta * (1 - config.near), config.max_add)
     return added, {"max_violation": top / problem.beta,
-                   "heuristic_dual_value": capped_dual_value(v, problem.y, problem.beta, top)}
+                   "heuristic_dual_value": capped_dual_value(v, problem.y, problem.beta, top,
+                                                             problem.loss)}
 
 
 def _solve_round(solver, out: SearchOutcome, rnd: int):
     """Solve ``out.problem`` (in place); its active patterns, network, dual v and objective."""
     problem = out.problem
     if not problem.n_patterns:
-        return problem.patterns, None, -problem.y, 0.5 * float(problem.y @ problem.y)
+        zero = np.zeros(problem.n)
+        return (problem.patterns, None, dual_point(zero, problem.y, problem.loss),
+                primal_value(zero, problem.y, np.zeros((0, problem.d)), problem.beta,
+                             problem.loss))
     out.result = solver.solve(problem, warm_start=out.result)   # solvers without warm starts
     #                                                              ignore it
     if out.result.status not in SOLVED_STATUSES or out.result.Z is None:
         raise ValueError(f"dual-search: solver {out.result.solver!r} failed in round {rnd}: "
                          f"status {out.result.status}, {out.result.message}")
-    kept, local, v = _active(problem, out.result)
-    objective = primal_value(v, out.result.Z, problem.beta)
-    return kept, local, v, objective
+    return _active(problem, out.result)
 
 
 def default_search_solver(problem: Problem) -> str:
-    """Clarabel up to ``SMALL_N`` rows, the augmented Lagrangian ("al") above when installed."""
+    """Clarabel up to ``SMALL_N`` rows on the squared loss, the augmented Lagrangian ("al")
+    above, and on the logistic loss, whose exp-cone program Clarabel often leaves uncertified
+    (docs/design.md section 9), when installed."""
     from .registry import available_solvers
-    if problem.n <= SMALL_N or "al" not in available_solvers():
+    if "al" not in available_solvers() or (problem.n <= SMALL_N and problem.loss == "squared"):
         return "clarabel"
     return "al"

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .certificate import GAP_TOL, is_certified, primal_and_dual, relative_gap
+from .certificate import GAP_TOL, dual_point, is_certified, primal_and_dual, relative_gap
 from .lifting import Lifting
 
 
@@ -38,8 +38,9 @@ def gated_certificate(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
                       gap_tol: float = GAP_TOL) -> GatedCertificate:
     """Group-lasso duality gap of the gated relaxation at Z (G, d)."""
     Z = np.asarray(Z, dtype=np.float64)
-    v = lift.predict(Z) - y
+    yhat = lift.predict(Z)
+    v = dual_point(yhat, y)
     worst = float(np.linalg.norm(lift.adjoint(v, None, None), axis=1).max(initial=0.0))
-    primal, dual, t = primal_and_dual(v, y, Z, beta, worst)
+    primal, dual, t = primal_and_dual(yhat, v, y, Z, beta, worst)
     rel = relative_gap(primal, dual)
     return GatedCertificate(primal, dual, primal - dual, rel, is_certified(rel, 0.0, gap_tol), t)

@@ -1,7 +1,9 @@
 """Problem files (.npz, docs/design.md section 5): loading with typed checks, and saving.
 
 Every key is checked at load time, by :mod:`dualnets.validate`, with its expected type, shape
-and range, and each message names the key and the file.  Extra keys are ignored.
+and range, and each message names the key and the file.  Extra keys are ignored.  The loss is
+the optional key ``loss``, a string array ("squared" or "logistic"); without it the loss is
+squared.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from . import validate
 from .network import ParallelNet
 from .outputs import atomic_open
-from .problem import Patterns, Problem
+from .problem import LOSSES, Patterns, Problem
 
 REQUIRED_KEYS = ("X", "y", "beta", "m1")
 PATTERN_KEYS = ("inner", "inner_sign", "outer")
@@ -41,12 +43,13 @@ def load_problem(path: str | Path) -> Problem:
                           minimum=1)
     depth = validate.integer("depth", validate.scalar("depth", data["depth"], where("depth")),
                              where("depth"), choices=(2, 3)) if "depth" in data else 3
+    loss = _loss(data["loss"], where("loss")) if "loss" in data else "squared"
     patterns = _patterns(data, m1, X.shape[0], where) if present else None
     test = {k: validate.real_array(k, data[k], ndim, where(k))
             for k, ndim in (("X_test", 2), ("y_test", 1)) if k in data}
     try:
-        return Problem(X, y, beta, m1, depth=depth, patterns=patterns, X_test=test.get("X_test"),
-                       y_test=test.get("y_test"), name=path.stem)
+        return Problem(X, y, beta, m1, depth=depth, loss=loss, patterns=patterns,
+                       X_test=test.get("X_test"), y_test=test.get("y_test"), name=path.stem)
     except ValueError as exc:   # the checks between keys (n >= 2, y against X, test data)
         raise ValueError(f"{exc} ({path})") from None
 
@@ -82,6 +85,12 @@ def _member(archive, key: str, path: Path) -> np.ndarray:
         raise ValueError(f"key {key!r} of {path} is not a readable array: {exc}") from None
 
 
+def _loss(value: np.ndarray, where: str) -> str:
+    """The ``loss`` key: a string scalar naming one of :data:`dualnets.problem.LOSSES`."""
+    text = str(value) if value.dtype.kind == "U" and value.ndim == 0 else value
+    return validate.choice("loss", text, where, choices=LOSSES)
+
+
 def _patterns(data: dict, m1: int, n: int, where) -> Patterns:
     """The pattern arrays, each checked against X's n and the file's m1 (not only against each
     other), so that a wrong shape is blamed on the key that has it."""
@@ -106,9 +115,11 @@ def load_network(path: str | Path) -> ParallelNet:
 
 
 def save_problem(problem: Problem, path: str | Path) -> None:
-    """Write a problem file in the format of docs/design.md section 5 (plus ``depth``), atomically."""
+    """Write a problem file in the format of docs/design.md section 5 (plus ``depth`` and
+    ``loss``), atomically."""
     arrays = {"X": problem.X, "y": problem.y, "beta": np.float64(problem.beta),
-              "m1": np.int64(problem.m1), "depth": np.int64(problem.depth)}
+              "m1": np.int64(problem.m1), "depth": np.int64(problem.depth),
+              "loss": np.array(problem.loss)}
     if problem.patterns is not None:
         p = problem.patterns
         arrays.update(inner=p.inner, inner_sign=p.inner_sign.astype(np.int8), outer=p.outer)

@@ -2,12 +2,14 @@
 
 Depth 3 (docs/design.md section 1)::
 
-    f(X) = sum_k ((X W1_k)_+ w2_k)_+ w3_k,   NC = 1/2||f - y||^2 + beta/2 sum_k (||w2_k||^2 + w3_k^2)
+    f(X) = sum_k ((X W1_k)_+ w2_k)_+ w3_k,   NC = L(f) + beta/2 sum_k (||w2_k||^2 + w3_k^2)
     subject to ||W1_k||_F <= 1.
 
 Depth 2 (Pilanci & Ergen 2020), every neuron of every sub-network in parallel::
 
-    f(X) = sum_kj (X W1_kj)_+ w2_kj,          NC = 1/2||f - y||^2 + beta/2 sum_kj (||W1_kj||^2 + w2_kj^2)
+    f(X) = sum_kj (X W1_kj)_+ w2_kj,          NC = L(f) + beta/2 sum_kj (||W1_kj||^2 + w2_kj^2)
+
+with the problem's loss ``L`` (:mod:`dualnets.losses`; squared: ``1/2||f - y||^2``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+
+from .losses import ConvexLoss, get_loss
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,10 +79,10 @@ class ParallelNet:
             return cls(f["W1"], f["w2"], f["w3"], depth)
 
 
-def nc_objective(net: ParallelNet, X: np.ndarray, y: np.ndarray, beta: float) -> float:
+def nc_objective(net: ParallelNet, X: np.ndarray, y: np.ndarray, beta: float,
+                 loss: str | ConvexLoss = "squared") -> float:
     """The non-convex training objective NC(theta) (norm constraint not enforced here)."""
-    r = net.predict(X) - y
-    return 0.5 * float(r @ r) + beta * net.penalty()
+    return float(get_loss(loss).value(net.predict(X), y)) + beta * net.penalty()
 
 
 def norm_violation(net: ParallelNet) -> float:
@@ -130,9 +134,9 @@ class ParallelReLUNet(nn.Module):
             return 0.5 * (self.W1.pow(2).sum() + self.w2.pow(2).sum())
         return 0.5 * (self.w2.pow(2).sum() + self.w3.pow(2).sum())
 
-    def objective(self, X: torch.Tensor, y: torch.Tensor, beta: float) -> torch.Tensor:
-        r = self(X) - y
-        return 0.5 * r.pow(2).sum() + beta * self.penalty()
+    def objective(self, X: torch.Tensor, y: torch.Tensor, beta: float,
+                  loss: str | ConvexLoss = "squared") -> torch.Tensor:
+        return get_loss(loss).value(self(X), y) + beta * self.penalty()
 
     @torch.no_grad()
     def project_(self) -> None:

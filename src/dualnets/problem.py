@@ -13,10 +13,11 @@ from typing import Literal
 import numpy as np
 
 from . import validate
+from .losses import LOSS_NAMES, LossName, get_loss
 
-Loss = Literal["squared"]
+Loss = LossName
 Depth = Literal[2, 3]
-LOSSES: tuple[str, ...] = ("squared",)
+LOSSES: tuple[str, ...] = LOSS_NAMES
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,9 +125,11 @@ def _describe(a) -> str:
 class Problem:
     """Regularized training of a parallel ReLU network (docs/design.md section 1).
 
-    ``NC = 1/2 ||sum_k f_k(X) - y||^2 + beta/2 sum_k (||w2_k||^2 + w3_k^2)``,
+    ``NC = L(sum_k f_k(X)) + beta/2 sum_k (||w2_k||^2 + w3_k^2)``,
     ``||W1_k||_F <= 1``, with ``f_k = ((X W1_k)_+ w2_k)_+ w3_k`` (depth 3) or
-    ``NC = 1/2 ||sum_j (X u_j)_+ a_j - y||^2 + beta/2 sum_j (||u_j||^2 + a_j^2)`` (depth 2).
+    ``NC = L(sum_j (X u_j)_+ a_j) + beta/2 sum_j (||u_j||^2 + a_j^2)`` (depth 2), and the
+    loss ``L`` of :mod:`dualnets.losses`: ``1/2 ||yhat - y||^2`` (squared) or
+    ``sum_i log(1 + exp(-y_i yhat_i))`` (logistic, labels y in {-1, +1}).
 
     Parameters
     ----------
@@ -135,7 +138,7 @@ class Problem:
     beta : float > 0
     m1 : int >= 1, first-layer width of every sub-network
     depth : 2 or 3
-    loss : "squared"
+    loss : "squared" or "logistic" (then y and y_test hold only -1 and +1)
     patterns : Patterns or None; None means "to be generated" (see ``dualnets.patterns``)
     X_test, y_test : optional held-out data
     name : label used in tables
@@ -167,6 +170,7 @@ class Problem:
         depth = validate.integer("depth", self.depth, choices=(2, 3))
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        get_loss(self.loss).check_targets("y", y)
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "beta", beta)
@@ -187,6 +191,7 @@ class Problem:
             raise ValueError(
                 f"X_test must have shape (n_test, {d}) and y_test (n_test,), "
                 f"got {Xt.shape} and {yt.shape}")
+        get_loss(self.loss).check_targets("y_test", yt)
         object.__setattr__(self, "X_test", Xt)
         object.__setattr__(self, "y_test", yt)
 

@@ -16,6 +16,7 @@ from scipy.optimize import linprog
 
 from .certificate import primal_value, relative_violation
 from .lifting import Lifting
+from .losses import ConvexLoss
 from .network import ParallelNet
 
 ZERO_TOL = 1e-12
@@ -30,15 +31,17 @@ def block_norms(lift: Lifting, Z: np.ndarray) -> np.ndarray:
     return np.linalg.norm(Z, axis=1).reshape(lift.n_blocks, lift.m1).sum(axis=1)
 
 
-def prune_blocks(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray) -> np.ndarray:
+def prune_blocks(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
+                 loss: str | ConvexLoss = "squared") -> np.ndarray:
     """Rescale blocks to a vertex of ``{c >= 0 : sum_b c_b o_b = yhat, sum_b c_b t_b = sum t}``.
 
     Scaling block ``b`` (output ``o_b``, norm ``t_b``) by ``c_b >= 0`` keeps every cone
     constraint, so any such ``c`` gives the same prediction and penalty, hence the same
-    objective (a Caratheodory step); a simplex vertex has few nonzero blocks.  The LP's support
-    is refitted exactly by least squares, and the pruned point is kept only if its objective and
-    constraint violation are no worse than the original's (up to a 1e-9 margin); otherwise ``Z``
-    comes back unchanged.  Dropping the interior-point noise blocks often lowers the objective.
+    objective, whatever the loss (a Caratheodory step); a simplex vertex has few nonzero blocks.
+    The LP's support is refitted exactly by least squares, and the pruned point is kept only if
+    its objective and constraint violation are no worse than the original's (up to a 1e-9
+    margin); otherwise ``Z`` comes back unchanged.  Dropping the interior-point noise blocks
+    often lowers the objective.
     """
     t = block_norms(lift, Z)
     active = np.flatnonzero(t > PRUNE_REL_TOL * t.max(initial=0.0))
@@ -60,15 +63,16 @@ def prune_blocks(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray) -> np
     c = np.zeros(lift.n_blocks)
     c[active[support]] = c_support
     pruned = Z * np.repeat(c, lift.m1)[:, None]
-    before, after = (_objective_and_violation(lift, y, beta, W) for W in (Z, pruned))
+    before, after = (_objective_and_violation(lift, y, beta, W, loss) for W in (Z, pruned))
     if after[0] > before[0] + PRUNE_OBJ_TOL * abs(before[0]) or \
             after[1] > max(10 * before[1], PRUNE_VIOLATION_TOL):
         return Z
     return pruned
 
 
-def _objective_and_violation(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray):
-    return primal_value(lift.predict(Z) - y, Z, beta), relative_violation(lift, y, Z)
+def _objective_and_violation(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
+                             loss: str | ConvexLoss):
+    return primal_value(lift.predict(Z), y, Z, beta, loss), relative_violation(lift, y, Z)
 
 
 def rebuild_network(lift: Lifting, Z: np.ndarray) -> ParallelNet:

@@ -42,6 +42,17 @@ def label(method: str, model: str, objective_kind=None) -> str:
     return method
 
 
+def loss_tagged(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the method of every logistic-loss run named ``METHOD (logistic)``, so that
+    a store holding both losses groups and draws them apart (a missing loss is squared)."""
+    if "loss" not in runs or not (runs["loss"] == "logistic").any():
+        return runs
+    out = runs.copy()
+    logistic = out["loss"] == "logistic"
+    out.loc[logistic, "method"] = out.loc[logistic, "method"] + " (logistic)"
+    return out
+
+
 def labels(df: pd.DataFrame) -> list[str]:
     """:func:`label` of every row of a table with method, model and objective_kind."""
     kinds = df["objective_kind"] if "objective_kind" in df else [None] * len(df)
@@ -423,7 +434,7 @@ def summary_rows(runs: pd.DataFrame) -> list[dict]:
 def sweep_report(runs: pd.DataFrame, traces: pd.DataFrame, out: str | Path,
                  title: str = "Sweep report") -> Path:
     """Figures and report.md of ``dualnets report`` in ``out``; returns the report path."""
-    out = Path(out)
+    out, runs = Path(out), loss_tagged(runs)
     out.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
     runtime_n, slopes_n = scaling_figure(runs, "n", out / "runtime_vs_n.png")

@@ -31,6 +31,7 @@ from .datasets import Dataset, is_synthetic, load_dataset, one_vs_rest
 from .datasets.base import validation_split
 from .dual_search import SearchConfig, dual_search
 from .lifting import Lifting
+from .losses import get_loss
 from .metrics import evaluate
 from .method import Method
 from .network import ParallelNet
@@ -55,7 +56,8 @@ class RunSpec:
     uses ``data_seed`` (and ``fold``, for datasets with folds) so that every method and seed
     sees the same data; ``validation`` (a fraction) trains on part of the training rows and
     tests on the rest (:func:`dualnets.datasets.base.validation_split`), for choosing
-    hyperparameters without the test rows.  ``options`` are the
+    hyperparameters without the test rows.  ``loss`` is the training loss ("squared" or
+    "logistic", for +-1 labels: binary data, or one-vs-rest targets).  ``options`` are the
     hyperparameters of this run's solver (keyword arguments of its class); ``search`` those of
     a trailing "dual-search" (:class:`dualnets.dual_search.SearchConfig` fields).
     """
@@ -68,6 +70,7 @@ class RunSpec:
     beta: float = 1.0
     m1: int = 2
     depth: int = 3
+    loss: str = "squared"
     patterns: int = 50
     data_seed: int = 0
     fold: int | None = None
@@ -79,17 +82,18 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        # a fold left to the seed and the test split are not part of the key, so that ids
-        # predating folds and validation splits stay
+        # a fold left to the seed, the test split and the squared loss are not part of the
+        # key, so that ids predating folds, validation splits and losses stay
         key = {k: v for k, v in asdict(self).items()
-               if k != "timeout" and not (k in ("fold", "validation") and v is None)}
+               if k != "timeout" and not (k in ("fold", "validation") and v is None)
+               and not (k == "loss" and v == "squared")}
         return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def base_row(self) -> dict:
         return {"run_id": self.run_id, "dataset": self.dataset, "method": self.method,
                 "seed": self.seed, "n": self.n, "d": self.d, "beta": self.beta, "m1": self.m1,
-                "depth": self.depth, "random_patterns": self.patterns, "fold": self.fold,
-                "validation": self.validation,
+                "depth": self.depth, "loss": self.loss, "random_patterns": self.patterns,
+                "fold": self.fold, "validation": self.validation,
                 "options": json.dumps(self.options | ({"search": self.search} if self.search
                                                       else {}), sort_keys=True)}
 
@@ -101,6 +105,13 @@ class Outcome:
     row: dict
     trace: list[dict]
     networks: list[ParallelNet | None] = field(default_factory=list)
+
+
+def check_loss(data: Dataset, loss: str) -> None:
+    """ValueError, naming the dataset, when its training targets (one-vs-rest ones for
+    multiclass data) are not targets of ``loss`` (the logistic loss takes only +-1)."""
+    y = one_vs_rest(data.y_train, data.n_classes) if data.task == "multiclass" else data.y_train
+    get_loss(loss).check_targets(f"the targets of {data.name}", y)
 
 
 def build_problems(spec: RunSpec) -> tuple[Dataset, list[Problem]]:
@@ -115,7 +126,7 @@ def build_problems(spec: RunSpec) -> tuple[Dataset, list[Problem]]:
         names = [f"{data.name}[{c}]" for c in range(C)]
     else:
         targets, names = [(data.y_train, data.y_test)], [data.name]
-    problems = [Problem(data.X_train, ytr, spec.beta, spec.m1, depth=spec.depth,
+    problems = [Problem(data.X_train, ytr, spec.beta, spec.m1, depth=spec.depth, loss=spec.loss,
                         X_test=data.X_test, y_test=yte, name=name)
                 for (ytr, yte), name in zip(targets, names)]
     return data, problems
@@ -144,7 +155,8 @@ def network_of(problem: Problem, result: Result) -> ParallelNet | None:
         return result.network
     if result.Z is not None and result.model == "relu":
         lift = Lifting.from_problem(problem)
-        return rebuild_network(lift, prune_blocks(lift, problem.y, problem.beta, result.Z))
+        return rebuild_network(lift, prune_blocks(lift, problem.y, problem.beta, result.Z,
+                                                  problem.loss))
     return None
 
 

@@ -37,11 +37,11 @@ UNREADABLE = (pa.ArrowException, OSError, ValueError)
 
 # every key of a runner row (metrics.evaluate's and the runner's own) is a column
 _STR = ("run_id", "dataset", "task", "method", "solver", "model", "objective_kind", "options",
-        "status", "message", "host")
-_INT = ("seed", "fold", "n", "d", "n_test", "parts", "m1", "depth", "random_patterns", "n_patterns",
-        "iterations", "active_subnetworks", "nonzero_blocks", "pruned_blocks")
-_FLOAT = ("beta", "validation", "objective", "network_objective", "dual_objective", "gap", "relative_gap",
-          "dual_scale", "constraint_violation", "norm_violation", "train_accuracy",
+        "status", "message", "host", "loss")
+_INT = ("seed", "fold", "n", "d", "n_test", "parts", "m1", "depth", "random_patterns",
+        "n_patterns", "iterations", "active_subnetworks", "nonzero_blocks", "pruned_blocks")
+_FLOAT = ("beta", "validation", "objective", "network_objective", "dual_objective", "gap",
+          "relative_gap", "dual_scale", "constraint_violation", "norm_violation", "train_accuracy",
           "test_accuracy", "seconds", "pattern_seconds", "setup_seconds", "solve_seconds",
           "warmup_seconds", "finished_at")
 ROW_SCHEMA = pa.schema([(c, pa.string()) for c in _STR] + [(c, pa.int64()) for c in _INT]

@@ -10,7 +10,8 @@ Config (see ``configs/example.toml``)::
     methods = ["clarabel", "adam", "al+dual-search"]
     seeds = [0, 1]           # or a count: seeds = 2
     timeout = 120            # seconds per run (optional)
-    [problem]                # beta, m1, depth, patterns (random P), data_seed, fold, ip_limit
+    [problem]                # beta, m1, depth, loss, patterns (random P), data_seed, fold,
+                             # ip_limit
     [options.adam]           # keyword arguments of a solver's class
     epochs = 200
     [search]                 # dual-search budget (SearchConfig fields): starts, steps, ...
@@ -51,9 +52,10 @@ from .datasets import check_name, is_synthetic, load_dataset
 from .dual_search import SearchConfig
 from .method import Method
 from .options import typed_options
+from .problem import LOSSES
 from .registry import solver_class
+from .runner import TIMING_COLUMNS, Outcome, RunSpec, check_loss, make_solver, run_safely
 from .selection import Selection, choose_beta
-from .runner import TIMING_COLUMNS, Outcome, RunSpec, make_solver, run_safely
 from .store import ResultStore
 
 TOP_KEYS = ("name", "datasets", "n", "n_max", "d", "methods", "seeds", "timeout", "workers",
@@ -61,6 +63,7 @@ TOP_KEYS = ("name", "datasets", "n", "n_max", "d", "methods", "seeds", "timeout"
 # [problem] keys: the check of each (dualnets.validate) and its range
 PROBLEM_KEYS = {"beta": (validate.real, {"above": 0}), "m1": (validate.integer, {"minimum": 1}),
                 "depth": (validate.integer, {"choices": (2, 3)}),
+                "loss": (validate.choice, {"choices": LOSSES}),
                 "patterns": (validate.integer, {"minimum": 1}),
                 "data_seed": (validate.integer, {"minimum": 0}),
                 "fold": (validate.integer, {"minimum": 0}),
@@ -140,14 +143,15 @@ def _positive_int(key: str, value) -> int:
     return value
 
 
-def _check_sizes(name: str, ns: list, ds: list) -> None:
-    """Load each (n, d) once so that an impossible size fails now, not in every run."""
+def _check_sizes(name: str, ns: list, ds: list, loss: str) -> None:
+    """Load each (n, d) once so that an impossible size, or targets that the loss cannot take,
+    fail now, not in every run."""
     for n in ns:
         for d in ds:
-            load_dataset(name, n=n, d=d)
+            check_loss(load_dataset(name, n=n, d=d), loss)
 
 
-def _grid(raw: dict) -> list[tuple[str, list, list]]:
+def _grid(raw: dict, loss: str) -> list[tuple[str, list, list]]:
     datasets = raw.get("datasets")
     if isinstance(datasets, list) and datasets and all(isinstance(x, str) for x in datasets):
         datasets = {name: {} for name in datasets}
@@ -171,7 +175,7 @@ def _grid(raw: dict) -> list[tuple[str, list, list]]:
         d_raw = sub.get("d", raw.get("d"))
         ds = _int_list(f"d of {name}", d_raw, 1) if d_raw is not None and is_synthetic(name) \
             else [None]
-        _check_sizes(name, ns, ds)
+        _check_sizes(name, ns, ds, loss)
         grid.append((name, ns, ds))
     return grid
 
@@ -273,14 +277,16 @@ def parse_config(raw: dict, default_name: str = "sweep") -> SweepConfig:
     if timeout is not None:
         validate.real("timeout", timeout, above=0)
     workers, threads = (_positive_int(k, raw.get(k, 1)) for k in ("workers", "threads"))
-    grid, options = _grid(raw), _options(raw, methods)
-    return SweepConfig(str(raw.get("name", default_name)), grid, methods, seeds,
-                       _problem(raw), options, _search(raw), timeout, workers, threads,
+    problem = _problem(raw)
+    grid, options = _grid(raw, problem.get("loss", "squared")), _options(raw, methods)
+    return SweepConfig(str(raw.get("name", default_name)), grid, methods, seeds, problem,
+                       options, _search(raw), timeout, workers, threads,
                        _vary(raw, methods, options), _selection(raw, grid))
 
 
-def load_config(path: str | Path) -> SweepConfig:
-    """Read and validate a whole config file: every error is one line naming the file."""
+def load_config(path: str | Path, loss: str | None = None) -> SweepConfig:
+    """Read and validate a whole config file: every error is one line naming the file.
+    ``loss`` (the sweep's ``--loss``) replaces the config's ``[problem] loss``."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"sweep config not found: {path}")
@@ -292,6 +298,8 @@ def load_config(path: str | Path) -> SweepConfig:
                          f"{exc.start} is not UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    if loss is not None and isinstance(raw.get("problem", {}), dict):
+        raw["problem"] = raw.get("problem", {}) | {"loss": loss}
     try:
         return parse_config(raw, default_name=path.stem)
     except ValueError as exc:

@@ -73,6 +73,14 @@ def integer(name: str, value, where: str = "", *, minimum: int | None = None,
     return number
 
 
+def choice(name: str, value, where: str = "", *, choices: tuple[str, ...]) -> str:
+    """A string, one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {describe(value)}"
+                         f"{_at(where)}")
+    return value
+
+
 def scalar(name: str, value, where: str = ""):
     """The element of a 0-d array (a file's scalar key) as a Python value."""
     array = np.asarray(value)

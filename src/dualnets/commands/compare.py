@@ -24,9 +24,10 @@ from .. import validate
 from ..datasets import check_name, is_synthetic, load_dataset
 from ..method import Method
 from ..outputs import check_folder
+from ..problem import LOSSES
 from ..report import (COMPARE_COLUMNS, FAILED_COLUMNS, compare_report, compare_rows, failed_rows,
                       verdict)
-from ..runner import DEFAULT_IP_LIMIT, RunSpec
+from ..runner import DEFAULT_IP_LIMIT, RunSpec, check_loss
 from ..store import ResultStore
 from ..sweep import run_local
 from .common import print_table
@@ -65,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds per run for solvers with a time limit (default 15, quick 5)")
     parser.add_argument("--beta", type=float, default=1.0, help="regularization (default 1)")
     parser.add_argument("--m1", type=int, default=2, help="first-layer width (default 2)")
+    parser.add_argument("--loss", default="squared", choices=LOSSES,
+                        help="training loss of every method (default squared; logistic: "
+                             "classification data)")
     parser.add_argument("--ip-limit", type=int, default=DEFAULT_IP_LIMIT,
                         help=f"largest n*(G+B) for Clarabel/ECOS (default {DEFAULT_IP_LIMIT})")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads (default 1)")
@@ -98,9 +102,8 @@ def specs(args: argparse.Namespace, cfg: dict) -> list[RunSpec]:
         patterns = SEARCH_START_PATTERNS if searched else cfg["patterns"]
         budget = cfg["budget"] * (SEARCH_BUDGET_FACTOR if searched else 1)
         out += [RunSpec(args.dataset, names[i], seed, n=cfg["n"], d=args.d, fold=args.fold,
-                        beta=args.beta,
-                        m1=args.m1, patterns=patterns, options=opts,
-                        search=SEARCH if searched else {}, ip_limit=args.ip_limit,
+                        beta=args.beta, m1=args.m1, loss=args.loss, patterns=patterns,
+                        options=opts, search=SEARCH if searched else {}, ip_limit=args.ip_limit,
                         timeout=budget) for seed in range(seeds)]
     return out
 
@@ -140,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = settings(args)
     if not is_synthetic(args.dataset) and args.n is None:
         cfg["n"] = min(cfg["n"], load_dataset(args.dataset, fold=args.fold).n)
-    # a size or fold error is one line, not N rows
-    load_dataset(args.dataset, n=cfg["n"], d=args.d, fold=args.fold)
+    # a size or fold error, or targets the loss cannot take, is one line, not N rows
+    check_loss(load_dataset(args.dataset, n=cfg["n"], d=args.d, fold=args.fold), args.loss)
     todo = specs(args, cfg)
     out = Path(args.out or f"reports/{args.dataset}")
     check_folder(out, "--out")
@@ -155,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     first = runs.iloc[0]
     title = f"dualnets compare: {args.dataset}"
     shown = {"n": first["n"], "d": first["d"], "n_test": first["n_test"], "task": first["task"],
-             "beta": args.beta, "m1": args.m1, "random patterns": cfg["patterns"],
+             "beta": args.beta, "m1": args.m1, "loss": args.loss,
+             "random patterns": cfg["patterns"],
              "baseline seeds": cfg["seeds"], "convex seeds": cfg["convex_seeds"],
              "baseline epochs": cfg["epochs"], "budget s": cfg["budget"],
              "threads": args.threads}

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", required=True, metavar="FILE.npz",
                         help="the trained network (dualnets train --save-network)")
     parser.add_argument("--solver", choices=convex_solvers(),
-                        help="convex solver (default: clarabel up to 2000 rows, else al)")
+                        help="convex solver (default: clarabel up to 2000 rows on the squared "
+                             "loss, else al)")
     parser.add_argument("--budget", type=float, default=120.0,
                         help="seconds for the column generation (default 120)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     first = evaluate(seeded, solver.solve(seeded))
     found = dual_search(seeded, solver, SearchConfig(max_seconds=args.budget), seed=args.seed)
     last = evaluate(found.problem, found.result)
-    network = nc_objective(net, problem.X, problem.y, problem.beta)
+    network = nc_objective(net, problem.X, problem.y, problem.beta, problem.loss)
     row = {"network_objective": network,
            "seeded_objective": first.get("objective"),
            "seeded_certified": first.get("certified", False),

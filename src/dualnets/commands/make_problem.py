@@ -8,7 +8,8 @@ from ..datasets import load_dataset
 from ..io import load_network, save_problem
 from ..outputs import check_file
 from ..pattern_specs import SpecContext, apply_spec
-from ..problem import Problem
+from ..problem import LOSSES, Problem
+from ..runner import check_loss
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--m1", type=int, default=2, help="first-layer width (default 2)")
     parser.add_argument("--depth", type=int, default=3, choices=(2, 3))
     parser.add_argument("--beta", type=float, default=1.0, help="regularization (default 1)")
+    parser.add_argument("--loss", default="squared", choices=LOSSES,
+                        help="training loss (default squared; logistic needs +-1 labels)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--networks", nargs="+", metavar="FILE",
                         help="trained networks (.npz) for the `network` pattern strategy")
@@ -38,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
     data = load_dataset(args.dataset, n=args.n, d=args.d, seed=args.seed, fold=args.fold)
     if data.task == "multiclass":
         raise ValueError(f"dataset {args.dataset!r} is multiclass; pick a binary or regression one")
+    check_loss(data, args.loss)
     problem = Problem(data.X_train, data.y_train, args.beta, args.m1, depth=args.depth,
-                      X_test=data.X_test, y_test=data.y_test, name=args.dataset)
+                      loss=args.loss, X_test=data.X_test, y_test=data.y_test, name=args.dataset)
     ctx = SpecContext(seed=args.seed,
                       networks=[load_network(f) for f in args.networks or []])
     problem = apply_spec(problem, normalize_spec(args.patterns), ctx)
     save_problem(problem, args.output)
     print(f"wrote {args.output}: n = {problem.n}, d = {problem.d}, m1 = {problem.m1}, "
-          f"P = {problem.n_patterns}, beta = {problem.beta:g}")
+          f"P = {problem.n_patterns}, beta = {problem.beta:g}, loss = {problem.loss}")
     return 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 
 from ..outputs import check_folder
+from ..problem import LOSSES
+from ..report import loss_tagged
 from ..sweep import load_config, run_sweep
 from .common import print_table
 
@@ -19,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="address of a Dask distributed scheduler (default: local processes)")
     parser.add_argument("--workers", type=int, help="local worker processes (default: config)")
+    parser.add_argument("--loss", choices=LOSSES,
+                        help="training loss of every run (default: the config's [problem] loss, "
+                             "else squared)")
     parser.add_argument("--out", metavar="DIR", help="results store (default results/<name>)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="run again the stored runs whose status is error, timeout or skipped")
@@ -26,9 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def summary(runs) -> list[dict]:
-    """One row per dataset and method: counts and medians over n, d and seeds."""
+    """One row per dataset and method (logistic-loss runs apart): counts and medians over n, d
+    and seeds."""
     rows = []
-    for (dataset, method), g in runs.groupby(["dataset", "method"], sort=True):
+    for (dataset, method), g in loss_tagged(runs).groupby(["dataset", "method"], sort=True):
         rows.append({"dataset": dataset, "method": method, "runs": len(g),
                      "ok": int((~g["status"].isin(["error", "timeout", "skipped"])).sum()),
                      "certified": int(g["certified"].sum()),
@@ -45,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.scheduler and "://" not in args.scheduler:
         raise ValueError(f"--scheduler must be an address like tcp://HOST:PORT, got {args.scheduler!r}")
-    config = load_config(args.config)
+    config = load_config(args.config, args.loss)
     out = args.out or f"results/{config.name}"
     check_folder(out, "--out")
     runs = run_sweep(config, out, scheduler=args.scheduler, workers=args.workers,

@@ -2,14 +2,15 @@
 
 The method of Mishkin, Sahiner & Pilanci (ICML 2022, "Fast convex optimization for two-layer
 ReLU networks"), extended to the outer cones of the three-layer program.  For
-``min 1/2||A z - y||^2 + beta sum_g ||z_g||  s.t.  B z >= 0`` (docs/design.md section 4)::
+``min L(A z) + beta sum_g ||z_g||  s.t.  B z >= 0`` (docs/design.md sections 4 and 9; ``L`` the
+squared or the logistic loss of :mod:`dualnets.losses`, both smooth)::
 
-    L_rho(z, lam) = 1/2||A z - y||^2 + beta sum_g ||z_g|| + 1/(2 rho) ||(lam - rho B z)_+||^2
+    L_rho(z, lam) = L(A z) + beta sum_g ||z_g|| + 1/(2 rho) ||(lam - rho B z)_+||^2
     z_k+1   ~ argmin_z L_rho(z, lam_k)             (inner solver, below)
     lam_k+1 = (lam_k - rho B z_k+1)_+              (inner (G, n) and outer (B, n) cones)
 
-At an exact inner minimizer ``A'(Az - y) - B' lam_k+1`` lies in ``-beta d||z||``, so
-``(v = Az - y, lam_k+1)`` is dual feasible and the certificate of
+At an exact inner minimizer ``A' grad L(Az) - B' lam_k+1`` lies in ``-beta d||z||``, so
+``(v = grad L(Az), lam_k+1)`` is dual feasible and the certificate of
 :func:`dualnets.certificate.certify` measures only complementarity and infeasibility.  The
 solver stops when that certificate (computed on the device) has ``|relative gap| <= gap_tol``
 and violation ``<= violation_tol``; :mod:`dualnets.metrics` recomputes it in numpy from the
@@ -126,6 +127,7 @@ class AugmentedLagrangian(TorchSolver):
 
     name = "al"
     model = "relu"
+    losses = ("squared", "logistic")
 
     def __init__(self, gap_tol: float | None = None, violation_tol: float | None = None,
                  max_iters: int = 50_000, max_seconds: float = math.inf, device: str = "cpu",
@@ -165,7 +167,7 @@ class AugmentedLagrangian(TorchSolver):
             return solve_working_set(self, problem, warm_start)
         start = time.perf_counter()
         lift = Lifting.from_problem(problem)
-        ops = TorchLifting(lift, problem.y, self.device, self.dtype)
+        ops = TorchLifting(lift, problem.y, self.device, self.dtype, problem.loss)
         ws = ops.workspace()
         Z0, lam_i, lam_o = (np.zeros((lift.n_groups, problem.d)), None, None) \
             if warm_start is None else warm_arrays(problem, lift, warm_start)
@@ -310,7 +312,7 @@ class AugmentedLagrangian(TorchSolver):
         ops, ws = checker.ops, checker.ws
         depth3 = ops.depth == 3
         out = polish(checker.lift, checker.y, checker.beta, to_numpy(Z), to_numpy(lam_i),
-                     to_numpy(lam_o) if depth3 else None, deadline)
+                     to_numpy(lam_o) if depth3 else None, deadline, checker.loss)
         if out is None:
             return None
         as_t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=ops.device)  # noqa: E731

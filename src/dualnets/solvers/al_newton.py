@@ -1,8 +1,10 @@
 """Semismooth Newton steps for the augmented Lagrangian subproblem (``al`` with ``inner="newton"``).
 
 The subproblem of :mod:`.al` is ``min_z phi(z) = f(z) + beta sum_g ||z_g||`` with
-``f(z) = 1/2||Az - y||^2 + 1/(2 rho)||(lam - rho B z)_+||^2``: a convex piecewise quadratic
-whose generalized Hessian is ``H = A'A + rho B_S' B_S`` (``S``: rows with ``lam - rho Bz > 0``).
+``f(z) = L(Az) + 1/(2 rho)||(lam - rho B z)_+||^2``, whose generalized Hessian is
+``H = A'WA + rho B_S' B_S`` (``S``: rows with ``lam - rho Bz > 0``; ``W = grad^2 L(Az)``, the
+identity for the squared loss, where ``f`` is piecewise quadratic, and ``diag(s (1 - s))`` for
+the logistic loss).
 One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
 
 1. a proximal gradient step ``z' = prox_{t beta}(z - t grad f(z))``, ``t = 1/L`` with ``L`` an
@@ -21,9 +23,12 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
 Only ``(Gd)^2``-sized pieces are formed, never the lifted matrix: ``A'A`` once, in chunks of
 rows (``A = [A_+, -A_+]``, so only ``K = A_+'A_+`` is computed), and ``B_S'B_S``, which is
 block diagonal (a ``d x d`` block per group for the inner cones, ``(m1 d)^2`` per block for the
-outer cones), kept as sums of the upper triangles of ``x_i x_i'`` (:class:`ConeSums`).
-Everything here is float64; gradients and values come from the caller's
-:class:`TorchLifting` in its dtype.
+outer cones), kept as sums of the upper triangles of ``x_i x_i'`` (:class:`ConeSums`).  A loss
+whose Hessian ``W`` changes with the point (logistic) has no fixed ``A'WA``: each step forms
+``A_N'WA_N`` on the nonzero groups from their columns in row chunks (dense solve, ``n (|N|
+d)^2`` flops), or scales the rows of ``A_N`` by ``sqrt(W)`` (Woodbury); ``A'A`` then only
+bounds ``lmax(H)``, by ``curvature lmax(A'A)``.  Everything here is float64; gradients and
+values come from the caller's :class:`TorchLifting` in its dtype.
 """
 
 from __future__ import annotations
@@ -205,6 +210,7 @@ class NewtonInner(InnerSolver):
         self.rho_defaults = (10.0, 5.0) if ops.dtype == torch.float32 else (100.0, 10.0)
         f64, dev = torch.float64, ops.device
         self.ops, self.G, self.d, self.m1 = ops, ops.G, ops.d, ops.m1
+        self.loss = ops.loss
         X = ops.X.to(f64)
         self.upper = torch.triu_indices(self.d, self.d, device=dev)
         self.XX = X[:, self.upper[0]] * X[:, self.upper[1]]      # (n, d(d+1)/2): x_i x_i'
@@ -215,15 +221,19 @@ class NewtonInner(InnerSolver):
         # columns of A for the low-rank solve, kept only where it can be used
         self.X64 = X
         self.col_weight = weight if low_rank_fits(ops.n, self.G, self.d) else None
-        if dense_fits(self.G, self.d):
+        self.dense = dense_fits(self.G, self.d)
+        if self.dense:
             K = self._half_gram(X, weight[: self.G // 2])
             self.gram = torch.cat([torch.cat([K, -K], 1), torch.cat([-K, K], 1)])   # A'A
             self.gram_diagonal = self.gram.diagonal().clone()
-            self.lmax_loss = 2.0 * largest_eigenvalue(K) if K.numel() else 0.0
+            lmax = 2.0 * largest_eigenvalue(K) if K.numel() else 0.0
         else:                                   # low rank only: A (n x G d) is small
             A = lifted_columns(weight, X)
             self.gram, self.gram_diagonal = None, (A * A).sum(dim=0)
-            self.lmax_loss = largest_eigenvalue(A @ A.T)
+            lmax = largest_eigenvalue(A @ A.T)
+        if not self.loss.identity_hessian:      # A'WA changes with the point: no fixed Gram
+            self.gram = self.gram_diagonal = None
+        self.lmax_loss = self.loss.curvature * lmax       # >= lmax(A'WA)
         xtx = float(torch.linalg.eigvalsh(X.T @ X)[-1])
         self.lmax_cones = xtx * (1 + self.m1 if ops.depth == 3 else 1)   # >= lmax(B'B)
         self.block_of = torch.arange(self.G, device=dev) // self.m1
@@ -286,6 +296,8 @@ class NewtonInner(InnerSolver):
         grad = ops.al_gradient(Zp, lam_i, lam_o, rho, ws).clone()
         phi0 = ops.al_value_after_gradient(rho, ws) + beta * float(
             torch.linalg.vector_norm(Zp, dim=1).sum())
+        h = None if self.loss.identity_hessian else \
+            self.loss.hessian_diagonal(ws.yhat, ops.y).to(torch.float64)     # W at z'
         norms = torch.linalg.vector_norm(Zp, dim=1)
         active = torch.nonzero(norms > 0).flatten()
         if active.numel() == 0:
@@ -295,13 +307,13 @@ class NewtonInner(InnerSolver):
         damping = float(torch.linalg.vector_norm(rhs)) / (
             STEP_RATIO * float(torch.linalg.vector_norm(Zp[active])))
         p, q, C, scale = self._local_terms(active, u, norms[active].to(torch.float64), rho,
-                                           beta, ws, damping)
+                                           beta, ws, damping, h)
         direction, accurate = None, False
         if self.col_weight is not None and (
-                self.gram is None or 2 * self.ops.n < active.numel() * self.d):
-            direction, accurate = self._solve_low_rank(active, p, q, C, rhs, scale)
-        if not accurate and self.gram is not None:
-            direction = self._solve(self._dense(active, p, q, C), rhs, scale)
+                not self.dense or 2 * self.ops.n < active.numel() * self.d):
+            direction, accurate = self._solve_low_rank(active, p, q, C, rhs, scale, h)
+        if not accurate and self.dense:
+            direction = self._solve(self._dense(active, p, q, C, h), rhs, scale)
         # without A'A an inaccurate low-rank direction is still tried: the line search
         # accepts it only if it descends
         if direction is None:                    # not numerically definite: the prox step
@@ -330,14 +342,16 @@ class NewtonInner(InnerSolver):
         return Zp, residual, False
 
     def _local_terms(self, active: torch.Tensor, u: torch.Tensor, norms: torch.Tensor,
-                     rho: float, beta: float, ws: Workspace, damping: float = 0.0):
-        """The Newton matrix less ``A'A``, as blocks ``(p, q, C)`` with ``p <= q`` (positions in
-        ``active``; ``C`` is (k, d, d), and the ``(q, p)`` block is its transpose): the cone
+                     rho: float, beta: float, ws: Workspace, damping: float = 0.0,
+                     h: torch.Tensor | None = None):
+        """The Newton matrix less ``A'WA``, as blocks ``(p, q, C)`` with ``p <= q`` (positions
+        in ``active``; ``C`` is (k, d, d), and the ``(q, p)`` block is its transpose): the cone
         Hessian ``rho B_S'B_S`` at the point whose multipliers are in ``ws`` (mu > 0 marks S)
-        and the norms' curvature.  Also the largest diagonal entry of ``H = A'A + rho B_S'B_S``
-        (the scale of the ridge; the curvature ``beta/||z_g||`` is left out of it, as it blows
-        up on groups near zero).  ``damping`` is added to the diagonal of every group's block
-        (the Levenberg-Marquardt term of :meth:`step`)."""
+        and the norms' curvature.  Also the largest diagonal entry of ``H = A'WA + rho
+        B_S'B_S`` (``W = diag(h)``, the identity when ``h`` is None; the scale of the ridge;
+        the curvature ``beta/||z_g||`` is left out of it, as it blows up on groups near zero).
+        ``damping`` is added to the diagonal of every group's block (the Levenberg-Marquardt
+        term of :meth:`step`)."""
         a, d, f64 = active.numel(), self.d, torch.float64
         pos = torch.arange(a, device=active.device)
         self.cones.update(ws)
@@ -351,7 +365,10 @@ class NewtonInner(InnerSolver):
             p, q = p + [pp], q + [qq]
             C.append(self._unpack(weight[:, None] * self.cones.outer[b[pp], j, k]))
         p, q, C = torch.cat(p), torch.cat(q), torch.cat(C)
-        diagonal = self.gram_diagonal.view(self.G, d)[active].clone()
+        if h is None:
+            diagonal = self.gram_diagonal.view(self.G, d)[active].clone()
+        else:                                   # diag(A_N'WA_N), group by group
+            diagonal = (self._column_weights(active) ** 2 * h) @ (self.X64 ** 2)
         same = p == q
         diagonal.index_add_(0, p[same], C[same].diagonal(dim1=1, dim2=2))
         scale = float(diagonal.max())
@@ -361,11 +378,23 @@ class NewtonInner(InnerSolver):
             damping * eye
         return torch.cat([p, pos]), torch.cat([q, pos]), torch.cat([C, curvature]), scale
 
+    def _column_weights(self, rows: torch.Tensor) -> torch.Tensor:
+        """A's column weights ``sigma E s D`` (depth 2: ``sigma s D``) of the groups ``rows``,
+        shape (len(rows), n), float64."""
+        ops = self.ops
+        if ops.depth == 3:
+            return ops.coef[rows].to(torch.float64) * ops.out_weight[rows // self.m1].to(
+                torch.float64)
+        return ops.coef_out[rows].to(torch.float64)
+
     def _dense(self, active: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
-               C: torch.Tensor) -> torch.Tensor:
-        """The Newton matrix ``A'A + blocks`` on the groups ``active``, dense."""
+               C: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """The Newton matrix ``A'WA + blocks`` on the groups ``active``, dense (``W =
+        diag(h)``, the identity when ``h`` is None: a slice of the Gram matrix)."""
         a, d = active.numel(), self.d
-        if a == self.G:
+        if h is not None:
+            M = self._half_gram(self.X64, self._column_weights(active) * h.sqrt())
+        elif a == self.G:
             M = self.gram.clone()
         else:
             cols = (active[:, None] * d + torch.arange(d, device=active.device)).flatten()
@@ -377,8 +406,10 @@ class NewtonInner(InnerSolver):
         return M
 
     def _solve_low_rank(self, active: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
-                        C: torch.Tensor, rhs: torch.Tensor, scale: float):
-        """``(A_N'A_N + D)^{-1} rhs`` by Woodbury when ``n < a d / 2``: ``D`` (the blocks, plus
+                        C: torch.Tensor, rhs: torch.Tensor, scale: float,
+                        h: torch.Tensor | None = None):
+        """``(A_N'WA_N + D)^{-1} rhs`` by Woodbury when ``n < a d / 2`` (the rows of ``A_N``
+        scaled by ``sqrt(h)``, ``W = diag(h)``; none when ``h`` is None): ``D`` (the blocks, plus
         the ridge) is block diagonal per network block (at most ``m1 d`` wide), so only an
         ``n x n`` system is dense.  ``D`` can be nearly singular (a group with no active cone
         row has only the ridge along its own direction), so two steps of iterative refinement
@@ -410,6 +441,8 @@ class NewtonInner(InnerSolver):
             return apply(W.view(nb, width, -1)).reshape(nb * width, -1)[index]
 
         A = lifted_columns(self.col_weight[active], self.X64)
+        if h is not None:
+            A = A * h.sqrt()[:, None]
         Y = padded(A.T, lambda W: torch.cholesky_solve(W, L))           # D^{-1} A', (a d, n)
         small = A @ Y
         small.diagonal().add_(1.0)

@@ -1,6 +1,7 @@
 """Pricing of a block held at zero (docs/design.md section 8).
 
-With the residual ``v = A z - y`` (the code's one convention, section 4), a block ``b`` (pattern
+With the dual point ``v = grad L(A z)`` (the code's one convention, section 4: the residual
+``A z - y`` for the squared loss), a block ``b`` (pattern
 ``c``, output sign ``sigma``) at ``z_b = 0`` satisfies its dual constraints iff
 
     p_b = min_{lam_b >= 0}  max_j || (A_b'v - B_b'lam_b)_j ||_2  <=  beta,
@@ -86,7 +87,7 @@ class BlockPrice:
 
 
 class BlockPricer:
-    """Prices of the blocks of one :class:`Lifting` for a residual ``v`` (module docstring)."""
+    """Prices of the blocks of one :class:`Lifting` for a dual point ``v`` (module docstring)."""
 
     def __init__(self, lift: Lifting):
         self.lift, self.m1, self.depth = lift, lift.m1, lift.depth
@@ -148,7 +149,7 @@ class BlockPricer:
     def price(self, v: np.ndarray, b: int, threshold: float, start: BlockPrice | None = None,
               lawson_steps: int = LAWSON_STEPS,
               column_rounds: int = COLUMN_ROUNDS) -> BlockPrice:
-        """The price of block ``b`` at residual ``v``, decided against ``threshold`` (beta).
+        """The price of block ``b`` at the dual point ``v``, decided against ``threshold`` (beta).
 
         Cheap tries first: no multipliers, then ``start`` (the block's multipliers of an
         earlier round); then NNLS (exact for m1 = 1; ``column_rounds`` of column generation)

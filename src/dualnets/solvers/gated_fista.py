@@ -29,7 +29,7 @@ from .torch_run import DEFAULT_TOL, Clock, RunState, to_numpy, warm_arrays
 def gated_gap(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: float):
     """(objective, relative gap) of the gated relaxation at Z, right after its gradient."""
     worst = float(torch.linalg.vector_norm(ws.grad, dim=1).max())
-    primal, dual, _ = primal_and_dual(ws.r, ops.y, Z, beta, worst)
+    primal, dual, _ = primal_and_dual(ws.yhat, ws.r, ops.y, Z, beta, worst, ops.loss)
     return primal, relative_gap(primal, dual)
 
 

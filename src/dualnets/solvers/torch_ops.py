@@ -5,7 +5,8 @@ are (G, d), activations ``U = Z X^T`` and inner multipliers are (G, n), block ou
 multipliers are (B, n).  One gradient of the augmented Lagrangian's smooth part costs two GEMMs
 (``U = Z X^T`` and ``grad = W X``) and a few passes of elementwise work over (G, n)::
 
-    r    = sum_b sigma_b E_b h_b - y,               h_b = sum_j s_cj D_cj U_bj
+    yhat = sum_b sigma_b E_b h_b,                   h_b = sum_j s_cj D_cj U_bj
+    r    = grad L(yhat)                             (the loss's gradient; squared: yhat - y)
     mu_o = (lam_o - rho (2E - 1) * h)_+              (outer multipliers at Z)
     mu_i = (lam_i - rho (2D - 1) * U)_+              (inner multipliers at Z)
     W_g  = s_cj D_cj (sigma_b E_b r - (2E_b - 1) mu_o_b) - (2D_g - 1) mu_i_g
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from ..lifting import Lifting
+from ..losses import ConvexLoss, get_loss
 from ..problem import Problem
 from ..result import Result
 from .base import Solver
@@ -54,7 +56,8 @@ class Workspace:
     H: torch.Tensor       # (B, n) block outputs
     mu_o: torch.Tensor    # (B, n)
     gh: torch.Tensor      # (B, n)
-    r: torch.Tensor       # (n,) residual
+    yhat: torch.Tensor    # (n,) prediction A z
+    r: torch.Tensor       # (n,) loss gradient at yhat (squared: the residual yhat - y)
     grad: torch.Tensor    # (G, d)
 
 
@@ -67,13 +70,15 @@ class TorchLifting:
     y : array (n,)
     device : "cpu" or "cuda"
     dtype : "float64" or "float32"
+    loss : the loss ``L`` of the program (a name or a :class:`~dualnets.losses.ConvexLoss`)
     """
 
     def __init__(self, lift: Lifting, y: np.ndarray, device: str = "cpu",
-                 dtype: str = "float64"):
+                 dtype: str = "float64", loss: str | ConvexLoss = "squared"):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
         dt = DTYPES[dtype]
+        self.loss = get_loss(loss)
         self.device, self.dtype, self.depth, self.m1 = torch.device(device), dt, lift.depth, lift.m1
         as_t = lambda a, t=dt: torch.tensor(np.asarray(a), dtype=t, device=device)  # noqa: E731
         self.X = as_t(lift.X)                     # (n, d)
@@ -103,7 +108,7 @@ class TorchLifting:
         new = lambda *s: torch.empty(s, dtype=self.dtype, device=self.device)  # noqa: E731
         small = (B, n) if self.depth == 3 else (0,)
         return Workspace(new(G, n), new(G, n), new(G, n), new(*small), new(*small),
-                         new(*small), new(n), new(G, d))
+                         new(*small), new(n), new(n), new(G, d))
 
     def zeros_inner(self) -> torch.Tensor:
         return torch.zeros((self.G, self.n), dtype=self.dtype, device=self.device)
@@ -113,19 +118,22 @@ class TorchLifting:
         return torch.zeros(shape, dtype=self.dtype, device=self.device)
 
     # forward pieces --------------------------------------------------------------------------
-    def _residual(self, Z: torch.Tensor, ws: Workspace, target: torch.Tensor | None) -> None:
-        """U = Z X^T, block outputs H (depth 3), residual r = A z - target."""
+    def _forward(self, Z: torch.Tensor, ws: Workspace, out: torch.Tensor) -> None:
+        """U = Z X^T, block outputs H (depth 3) and the prediction A z into ``out``."""
         torch.matmul(Z, self.Xt, out=ws.U)
         if self.depth == 3:
             torch.mul(ws.U, self.coef, out=ws.W)
             torch.sum(ws.W.view(self.B, self.m1, self.n), dim=1, out=ws.H)
             torch.mul(ws.H, self.out_weight, out=ws.gh)
-            torch.sum(ws.gh, dim=0, out=ws.r)
+            torch.sum(ws.gh, dim=0, out=out)
         else:
             torch.mul(ws.U, self.coef_out, out=ws.W)
-            torch.sum(ws.W, dim=0, out=ws.r)
-        if target is not None:
-            ws.r.sub_(target)
+            torch.sum(ws.W, dim=0, out=out)
+
+    def _residual(self, Z: torch.Tensor, ws: Workspace) -> None:
+        """The forward pass with ``yhat = A z``, and ``r = grad L(yhat)``."""
+        self._forward(Z, ws, ws.yhat)
+        ws.r.copy_(self.loss.gradient(ws.yhat, self.y))
 
     def _adjoint_loss(self, ws: Workspace) -> None:
         """W = s D (sigma E r) (the loss part of the adjoint weights), gh = sigma E r."""
@@ -152,11 +160,11 @@ class TorchLifting:
 
     def al_gradient(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor,
                     rho: float, ws: Workspace) -> torch.Tensor:
-        """Gradient (G, d) of ``1/2||Az - y||^2 + 1/(2 rho) ||(lam - rho B z)_+||^2``.
+        """Gradient (G, d) of ``L(Az) + 1/(2 rho) ||(lam - rho B z)_+||^2``.
 
-        Leaves r, U, H and the multipliers ``mu = (lam - rho B z)_+`` in ``ws``.
+        Leaves yhat, r, U, H and the multipliers ``mu = (lam - rho B z)_+`` in ``ws``.
         """
-        self._residual(Z, ws, self.y)
+        self._residual(Z, ws)
         self._multipliers(lam_i, lam_o, rho, ws)
         return self.al_gradient_after_value(ws)
 
@@ -174,31 +182,33 @@ class TorchLifting:
 
     def al_value(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor, rho: float,
                  ws: Workspace) -> float:
-        """``1/2||Az - y||^2 + 1/(2 rho) ||(lam - rho B z)_+||^2`` (one GEMM, no gradient).
+        """``L(Az) + 1/(2 rho) ||(lam - rho B z)_+||^2`` (one GEMM, no gradient).
 
-        Leaves r, U, H and the multipliers in ``ws``, as :meth:`al_gradient` does.
+        Leaves yhat, r, U, H and the multipliers in ``ws``, as :meth:`al_gradient` does.
         """
-        self._residual(Z, ws, self.y)
+        self._residual(Z, ws)
         self._multipliers(lam_i, lam_o, rho, ws)
         return self.al_value_after_gradient(rho, ws)
 
     def al_value_after_gradient(self, rho: float, ws: Workspace) -> float:
-        """The value of :meth:`al_value` at the point whose r and mu are in ``ws``."""
-        total = float(torch.vdot(ws.r, ws.r)) + float(torch.vdot(
-            ws.mu_i.view(-1), ws.mu_i.view(-1))) / rho
+        """The value of :meth:`al_value` at the point whose yhat and mu are in ``ws``."""
+        cones = float(torch.vdot(ws.mu_i.view(-1), ws.mu_i.view(-1)))
         if self.depth == 3:
-            total += float(torch.vdot(ws.mu_o.view(-1), ws.mu_o.view(-1))) / rho
-        return 0.5 * total
+            cones += float(torch.vdot(ws.mu_o.view(-1), ws.mu_o.view(-1)))
+        return float(self.loss.value(ws.yhat, self.y)) + 0.5 * cones / rho
 
     def loss_gradient(self, Z: torch.Tensor, ws: Workspace) -> torch.Tensor:
-        """Gradient (G, d) of ``1/2||Az - y||^2`` (the gated model: masks as fixed features)."""
-        self._residual(Z, ws, self.y)
+        """Gradient (G, d) of ``L(Az)`` (the gated model: masks as fixed features)."""
+        self._residual(Z, ws)
         self._adjoint_loss(ws)
         return torch.matmul(ws.W, self.X, out=ws.grad)
 
     def hessian_bound_apply(self, V: torch.Tensor, rho: float, ws: Workspace) -> torch.Tensor:
-        """``(A^T A + rho B^T B) v``: the AL Hessian with every constraint active."""
-        self._residual(V, ws, None)
+        """``(c A^T A + rho B^T B) v``, ``c`` the loss's curvature bound (1 squared, 1/4
+        logistic): a bound of the AL Hessian, with every constraint active."""
+        self._forward(V, ws, ws.r)
+        if self.loss.curvature != 1.0:
+            ws.r.mul_(self.loss.curvature)
         if self.depth == 3:
             torch.mul(self.out_weight, ws.r, out=ws.gh)
             ws.gh.add_(ws.H, alpha=rho)
@@ -218,7 +228,8 @@ class TorchLifting:
         return worst
 
     def lipschitz(self, rho: float, ws: Workspace, iters: int = 50, seed: int = 0) -> float:
-        """Largest eigenvalue of ``A^T A + rho B^T B`` by power iteration (from below)."""
+        """Largest eigenvalue of ``c A^T A + rho B^T B`` (:meth:`hessian_bound_apply`) by power
+        iteration (from below)."""
         gen = torch.Generator(device="cpu").manual_seed(seed)
         V = torch.randn((self.G, self.d), generator=gen, dtype=self.dtype).to(self.device)
         V /= torch.linalg.vector_norm(V)

@@ -61,11 +61,11 @@ def device_certificate(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: 
                        y_scale: float) -> Check:
     """Certificate at ``Z`` with the multipliers in ``ws`` (call right after the gradient at Z).
 
-    ``ws.grad`` rows are ``(A'v - B'mu)_g`` with ``v = r``: the dual constraint of
-    docs/design.md section 4.
+    ``ws.grad`` rows are ``(A'v - B'mu)_g`` with ``v = r = grad L(yhat)``: the dual constraint
+    of docs/design.md section 4 (``r`` is in the domain of ``L*``: the gradient always is).
     """
     worst = float(torch.linalg.vector_norm(ws.grad, dim=1).max())
-    primal, dual, _ = primal_and_dual(ws.r, ops.y, Z, beta, worst)
+    primal, dual, _ = primal_and_dual(ws.yhat, ws.r, ops.y, Z, beta, worst, ops.loss)
     return Check(primal, relative_gap(primal, dual), ops.violation(ws) / y_scale)
 
 
@@ -80,9 +80,9 @@ class Checker:
         if ops.dtype == torch.float64:
             self.ops, self.ws = ops, ws
         else:
-            self.ops = TorchLifting(lift, problem.y, str(ops.device), "float64")
+            self.ops = TorchLifting(lift, problem.y, str(ops.device), "float64", ops.loss)
             self.ws = self.ops.workspace()
-        self.beta, self.lift, self.y = problem.beta, lift, problem.y
+        self.beta, self.lift, self.y, self.loss = problem.beta, lift, problem.y, problem.loss
         self.y_scale = max(float(np.abs(problem.y).max()), 1e-300)
 
     def __call__(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor,

@@ -6,8 +6,9 @@ patterns ``W`` (a pattern brings both of its sign blocks) and repeats:
 
 1. solve the program restricted to ``W`` with the augmented Lagrangian (:mod:`.al`, warm
    started: groups and multipliers matched by pattern identity, ``torch_run.warm_arrays``);
-2. price every block outside ``W`` at the restricted residual ``v = A z - y``
-   (:mod:`.al_pricing`): ``p_b = min_{lam_b >= 0} max_j ||(A_b'v - B_b'lam_b)_j||``;
+2. price every block outside ``W`` at the restricted dual point ``v = grad L(A z)`` (the
+   residual ``A z - y`` for the squared loss; :mod:`.al_pricing`):
+   ``p_b = min_{lam_b >= 0} max_j ||(A_b'v - B_b'lam_b)_j||``;
 3. certify the whole program: the blocks outside ``W`` are at zero with their pricing
    multipliers, so ``max_g ||(A'v - B'lam)_g|| = max(worst over W, max_b p_b)`` and
    :func:`dualnets.certificate.certificate_from` gives the gap of the full problem;
@@ -22,7 +23,8 @@ When the gap is small, no block outside ``W`` violates and the point is feasible
 ``W`` are priced too (:func:`reprice_inside`): for a fixed ``v`` pricing gives each block its
 best multipliers, a dual polish that needs no further primal iteration.
 
-A cold start first prices every block at ``z = 0`` (``v = -y``): when none violates, ``z = 0`` is
+A cold start first prices every block at ``z = 0`` (``v = grad L(0)``, ``-y`` for the squared
+loss): when none violates, ``z = 0`` is
 certified without any solve (large beta, ``y = 0``).  The returned multipliers cover every block,
 so ``certify()`` on the full problem reproduces the final trace row.
 """
@@ -34,7 +36,8 @@ import time
 
 import numpy as np
 
-from ..certificate import Certificate, certificate_from, primal_value, relative_violation
+from ..certificate import Certificate, certificate_from, dual_point, primal_value, \
+    relative_violation
 from ..lifting import Lifting
 from ..problem import Problem
 from ..result import Result
@@ -93,18 +96,20 @@ def restricted_pieces(problem: Problem, members: np.ndarray, state: WorkingSetSt
                       lift: Lifting) -> tuple[np.ndarray, float, dict[int, float], float]:
     """``(v, primal, {block in W: max_j ||(A'v - B'lam)_j||}, relative violation)`` of the
     current point, computed on the restricted program (every group outside it is zero)."""
+    y, beta, loss = problem.y, problem.beta, problem.loss
     if members.size == 0:
-        v = -problem.y
-        return v, primal_value(v, state.Z, problem.beta), {}, 0.0
+        zero = np.zeros(problem.n)
+        return dual_point(zero, y, loss), primal_value(zero, y, state.Z, beta, loss), {}, 0.0
     sub = Lifting.from_problem(restricted_problem(problem, members))
     rows = state.groups(lift, members)
     blocks = np.concatenate([members, members + lift.n_patterns])   # the restricted order
     Z = state.Z[rows]
-    v = sub.predict(Z) - problem.y
+    yhat = sub.predict(Z)
+    v = dual_point(yhat, y, loss)
     lam_o = None if state.lam_o is None else state.lam_o[blocks]
     norms = np.linalg.norm(sub.adjoint(v, state.lam_i[rows], lam_o), axis=1)
     worst = dict(zip(blocks.tolist(), norms.reshape(blocks.size, lift.m1).max(axis=1)))
-    return v, primal_value(v, Z, problem.beta), worst, relative_violation(sub, problem.y, Z)
+    return v, primal_value(yhat, y, Z, beta, loss), worst, relative_violation(sub, y, Z)
 
 
 def reprice_inside(pricer: BlockPricer, state: WorkingSetState, lift: Lifting, v: np.ndarray,
@@ -314,7 +319,8 @@ class _Run:
         in ``W`` and of the priced ones."""
         worst = max([0.0, *inside.values(), *outside.values()])
         return certificate_from(v, self.problem.y, self.problem.beta, primal, worst, violation,
-                                self.solver.gap_tol, self.solver.violation_tol)
+                                self.solver.gap_tol, self.solver.violation_tol,
+                                self.problem.loss)
 
     def _record(self, cert: Certificate) -> None:
         """A trace row, and the best point so far by ``max(|gap| / tol, violation / tol)``."""
