@@ -205,3 +205,22 @@ def test_selection_sweep_on_dask_gives_the_same_table(picked, tmp_path):
     on_dask = ResultStore(tmp_path / "dask").runs()
     assert len(on_dask) == len(local)
     pd.testing.assert_frame_equal(comparable(local), comparable(on_dask))
+
+
+def test_report_keeps_the_losses_apart(picked, tmp_path):
+    """A store with a squared and a logistic [select] sweep: beta chosen and methods compared
+    per loss, a logistic method named METHOD (logistic)."""
+    from dualnets.validated_report import validated_report
+
+    _, _, runs = picked
+    logistic = runs.copy()
+    logistic["loss"] = "logistic"
+    logistic["run_id"] = logistic["run_id"] + "-logistic"
+    both = pd.concat([runs.assign(loss="squared"), logistic], ignore_index=True)
+    validated_report(both, tmp_path / "both", "both losses")
+    table = pd.read_csv(tmp_path / "both" / "per_dataset.csv")
+    assert set(table["method"]) == {"clarabel", "adam", "clarabel (logistic)",
+                                    "adam (logistic)"}
+    comp = pd.read_csv(tmp_path / "both" / "comparisons.csv")
+    assert set(zip(comp["convex"], comp["baseline"])) == {
+        ("clarabel", "adam"), ("clarabel (logistic)", "adam (logistic)")}

@@ -9,6 +9,8 @@ validated variant (for SGD and Adam: a learning rate).  On the held-out fold, at
   difference of at most ``TIE_ACCURACY``;
 * **objective**: the NC objective of the trained networks on the training rows, both sides at
   the same beta, a tie being a relative difference of at most ``TIE_OBJECTIVE``;
+* a store holding both losses keeps them apart: a logistic run's method is
+  ``METHOD (logistic)``, and beta is chosen and methods compared per dataset and loss;
 * **performance profile** (Mishkin et al. 2022): over the (dataset, seed) instances, the
   fraction on which a method's network is within ``tau`` of the best NC objective of any
   method, against the method's time (its final network only: one point per run).
@@ -24,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import (BASELINE_MODELS, FAILED, _save, _write_text, failed_groups, failed_section,
-                     markdown_table, method_seconds, plain_ticks, plt, sns)
+from .report import (BASELINE_MODELS, FAILED, _save, _write_text, failed_groups,
+                     failed_section, loss_tagged, markdown_table, method_seconds, plain_ticks,
+                     plt, sns)
 from .datasets import is_synthetic
 from .selection import beta_scores, best_variants, choose_beta
 
@@ -44,10 +47,13 @@ def is_selected(runs: pd.DataFrame) -> bool:
 
 
 def _key(df: pd.DataFrame) -> pd.Series:
-    """A dataset entry: its name, and d for synthetic data (a failed run of real data has no
-    d, a finished one has the data's)."""
-    return pd.Series([f"{name}|{d}" if is_synthetic(name) else name
-                      for name, d in zip(df["dataset"], df["d"])], index=df.index)
+    """A dataset entry: its name, d for synthetic data (a failed run of real data has no d, a
+    finished one has the data's) and the loss when it is not squared: beta is chosen per entry
+    and methods are compared within one."""
+    loss = df["loss"] if "loss" in df else pd.Series(None, index=df.index)
+    return pd.Series([(f"{name}|{d}" if is_synthetic(name) else name)
+                      + ("|logistic" if lo == "logistic" else "")
+                      for name, d, lo in zip(df["dataset"], df["d"], loss)], index=df.index)
 
 
 def _lr_text(options: str) -> str:
@@ -283,6 +289,7 @@ def validated_report(runs: pd.DataFrame, out: str | Path, title: str) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
+    runs = loss_tagged(runs)
     chosen = choices(runs)
     ev = evaluation(runs, chosen)
     table = per_dataset(ev)
