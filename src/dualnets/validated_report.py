@@ -219,10 +219,9 @@ def _verdict(count_rows: list[dict], table: pd.DataFrame) -> list[str]:
         lines.append(f"- {r['convex']} against {r['baseline']}, {r['comparison']}: "
                      f"{r['win']} wins, {r['tie']} ties, {r['loss']} losses"
                      + (f" ({r['n/a']} without a result)" if r["n/a"] else ""))
-    convex = table[table["convex"]]
-    if len(convex):
-        lines.append(f"- convex runs certified over their patterns: "
-                     f"{int(convex['certified'].sum())} of {int(convex['runs'].sum())}")
+    for method, g in table[table["convex"]].groupby("method", sort=True):
+        lines.append(f"- {method}: runs certified over their patterns: "
+                     f"{int(g['certified'].sum())} of {int(g['runs'].sum())}")
     lines += _objective_diagnosis(table)
     return lines
 
