@@ -34,3 +34,42 @@ def tiny_problem(seed: int, n: int = 6, d: int = 2, m1: int = 2, beta: float = 0
 def _single_thread():
     torch.set_num_threads(1)
     yield
+
+
+def best_projected_adam(problem: Problem, restarts: int, steps: int, K: int = 4,
+                        lr: float = 0.05, seed: int = 0) -> float:
+    """Best NC objective (the problem's loss: squared or logistic) over restarts of projected
+    Adam, batched over restarts: the brute-force side of the convex optimum's tests."""
+    g = torch.Generator().manual_seed(seed)
+    X, y = torch.tensor(problem.X), torch.tensor(problem.y)
+    d, m1 = problem.d, problem.m1
+    W1 = torch.randn(restarts, K, d, m1, generator=g, dtype=torch.float64)
+    W1 /= W1.flatten(2).norm(dim=2)[:, :, None, None]
+    w2 = torch.randn(restarts, K, m1, generator=g, dtype=torch.float64)
+    w3 = torch.randn(restarts, K, generator=g, dtype=torch.float64)
+    params = [p.requires_grad_() for p in (W1, w2, w3)]
+    opt = torch.optim.Adam(params, lr=lr)
+
+    def objectives():
+        inner = torch.einsum("rknm,rkm->rkn", torch.relu(torch.einsum("nd,rkdm->rknm", X, W1)),
+                             w2)
+        if problem.depth == 2:
+            f, pen = inner.sum(1), W1.pow(2).sum((1, 2, 3)) + w2.pow(2).sum((1, 2))
+        else:
+            f = (torch.relu(inner) * w3[:, :, None]).sum(1)
+            pen = w2.pow(2).sum((1, 2)) + w3.pow(2).sum(1)
+        if problem.loss == "logistic":
+            loss = torch.nn.functional.softplus(-y * f, threshold=1e6).sum(1)
+        else:
+            loss = 0.5 * (f - y).pow(2).sum(1)
+        return loss + 0.5 * problem.beta * pen
+
+    for _ in range(steps):
+        opt.zero_grad()
+        objectives().sum().backward()
+        opt.step()
+        if problem.depth == 3:
+            with torch.no_grad():
+                W1 /= W1.flatten(2).norm(dim=2).clamp_min(1.0)[:, :, None, None]
+    with torch.no_grad():
+        return float(objectives().min())

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import cases_dir, tiny_problem
+from conftest import best_projected_adam, cases_dir, tiny_problem
 
 from dualnets.certificate import certify
 from dualnets.io import load_problem
@@ -19,39 +19,6 @@ from dualnets.registry import available_solvers, get_solver
 
 TINY = [dict(seed=s, n=n, depth=depth) for s, n, depth in
         [(0, 6, 3), (1, 6, 3), (2, 7, 3), (3, 7, 3), (4, 8, 3), (5, 7, 2)]]
-
-
-def best_projected_gd(problem, restarts=48, K=4, steps=1500, lr=0.05, seed=0) -> float:
-    """Best NC objective over many restarts of projected Adam, batched over restarts."""
-    g = torch.Generator().manual_seed(seed)
-    X = torch.tensor(problem.X)
-    y = torch.tensor(problem.y)
-    d, m1 = problem.d, problem.m1
-    W1 = torch.randn(restarts, K, d, m1, generator=g, dtype=torch.float64)
-    W1 /= W1.flatten(2).norm(dim=2)[:, :, None, None]
-    w2 = torch.randn(restarts, K, m1, generator=g, dtype=torch.float64)
-    w3 = torch.randn(restarts, K, generator=g, dtype=torch.float64)
-    params = [p.requires_grad_() for p in (W1, w2, w3)]
-    opt = torch.optim.Adam(params, lr=lr)
-
-    def objectives():
-        pre = torch.relu(torch.einsum("nd,rkdm->rknm", X, W1))
-        inner = torch.einsum("rknm,rkm->rkn", pre, w2)
-        if problem.depth == 2:
-            f, pen = inner.sum(1), W1.pow(2).sum((1, 2, 3)) + w2.pow(2).sum((1, 2))
-        else:
-            f, pen = (torch.relu(inner) * w3[:, :, None]).sum(1), w2.pow(2).sum((1, 2)) + w3.pow(2).sum(1)
-        return 0.5 * (f - y).pow(2).sum(1) + 0.5 * problem.beta * pen
-
-    for _ in range(steps):
-        opt.zero_grad()
-        objectives().sum().backward()
-        opt.step()
-        if problem.depth == 3:
-            with torch.no_grad():
-                W1 /= W1.flatten(2).norm(dim=2).clamp_min(1.0)[:, :, None, None]
-    with torch.no_grad():
-        return float(objectives().min())
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +36,7 @@ def test_brute_force_exhaustive_optimum_never_beaten(tiny_solutions):
     rebuilt network attains it, so the optimum is exactly the best NC value."""
     for problem, row in tiny_solutions:
         assert row["certified"], row
-        best = best_projected_gd(problem)
+        best = best_projected_adam(problem, restarts=48, steps=1500)
         assert row["objective"] <= best * (1 + 1e-6), (problem.name, row["objective"], best)
         assert row["network_objective"] == pytest.approx(row["objective"], rel=1e-6)
         assert row["norm_violation"] <= 1e-9

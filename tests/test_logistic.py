@@ -18,6 +18,7 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
+from conftest import best_projected_adam
 from dualnets.certificate import certify, dual_point, scaled_dual
 from dualnets.cli import main
 from dualnets.dual_search import SearchConfig, default_search_solver, dual_search
@@ -145,46 +146,11 @@ BRUTE_SLOW = [dict(seed=s, m1=m1, depth=depth, beta=beta) for s, m1, depth, beta
                (7, 2, 2, 3.0)]]
 
 
-def best_projected_adam(problem: Problem, restarts: int = 32, K: int = 4, steps: int = 1000,
-                        lr: float = 0.05, seed: int = 0) -> float:
-    """Best logistic NC objective over restarts of projected Adam, batched over restarts."""
-    g = torch.Generator().manual_seed(seed)
-    X, y = torch.tensor(problem.X), torch.tensor(problem.y)
-    d, m1 = problem.d, problem.m1
-    W1 = torch.randn(restarts, K, d, m1, generator=g, dtype=torch.float64)
-    W1 /= W1.flatten(2).norm(dim=2)[:, :, None, None]
-    w2 = torch.randn(restarts, K, m1, generator=g, dtype=torch.float64)
-    w3 = torch.randn(restarts, K, generator=g, dtype=torch.float64)
-    params = [p.requires_grad_() for p in (W1, w2, w3)]
-    opt = torch.optim.Adam(params, lr=lr)
-
-    def objectives():
-        inner = torch.einsum("rknm,rkm->rkn", torch.relu(torch.einsum("nd,rkdm->rknm", X, W1)),
-                             w2)
-        if problem.depth == 2:
-            f, pen = inner.sum(1), W1.pow(2).sum((1, 2, 3)) + w2.pow(2).sum((1, 2))
-        else:
-            f = (torch.relu(inner) * w3[:, :, None]).sum(1)
-            pen = w2.pow(2).sum((1, 2)) + w3.pow(2).sum(1)
-        return torch.nn.functional.softplus(-y * f, threshold=1e6).sum(1) + \
-            0.5 * problem.beta * pen
-
-    for _ in range(steps):
-        opt.zero_grad()
-        objectives().sum().backward()
-        opt.step()
-        if problem.depth == 3:
-            with torch.no_grad():
-                W1 /= W1.flatten(2).norm(dim=2).clamp_min(1.0)[:, :, None, None]
-    with torch.no_grad():
-        return float(objectives().min())
-
-
-def _brute_force(case: dict, **adam) -> None:
+def _brute_force(case: dict, restarts: int = 32, steps: int = 1000) -> None:
     problem = logistic_problem(**case)
     row = evaluate(problem, conic(problem))
     assert row["certified"] and 0 <= row["relative_gap"] <= TOL, row
-    assert row["objective"] <= best_projected_adam(problem, **adam) * (1 + TOL)
+    assert row["objective"] <= best_projected_adam(problem, restarts, steps) * (1 + TOL)
     assert row["network_objective"] == pytest.approx(row["objective"], rel=TOL)
     assert row["norm_violation"] <= 1e-9
 
