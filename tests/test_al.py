@@ -87,11 +87,12 @@ def newton_case(depth: int, seed: int, rng_seed: int, lam: float | None = None, 
     return problem, ops, ops.workspace(), NewtonInner(ops), rng, Z, lam_i, lam_o
 
 
-@pytest.mark.parametrize("depth", [2, 3])
-def test_newton_matrix_is_the_jacobian_of_the_subproblem_gradient(depth):
-    """On the nonzero groups, the Newton matrix times v equals the directional derivative of
-    ``grad f + beta z/||z||`` (central differences small enough that no cone row switches)."""
-    problem, ops, ws, newton, rng, Z, lam_i, lam_o = newton_case(depth, seed=6, rng_seed=2)
+def assert_newton_matrix_is_the_jacobian(case: tuple, step: float) -> None:
+    """On the nonzero groups of a :func:`newton_case` (two groups set to zero), the Newton
+    matrix times v equals the directional derivative of ``grad f + beta z/||z||`` (central
+    differences of ``step``, small enough that no cone row switches); a loss whose Hessian is
+    not the identity gives the matrix its weights ``W`` at Z."""
+    problem, ops, ws, newton, rng, Z, lam_i, lam_o = case
     Z[[1, 4]] = 0.0
     rho, beta = 0.7, problem.beta
     active = torch.nonzero(torch.linalg.vector_norm(Z, dim=1) > 0).flatten()
@@ -102,19 +103,27 @@ def test_newton_matrix_is_the_jacobian_of_the_subproblem_gradient(depth):
         return (grad[active] + beta * W[active] / norms).flatten()
 
     field(Z)
+    h = None if ops.loss.identity_hessian else ops.loss.hessian_diagonal(ws.yhat, ops.y)
     masks = (ws.mu_i > 0).clone(), (ws.mu_o > 0).clone()
     norms = torch.linalg.vector_norm(Z[active], dim=1)
-    p, q, C, _ = newton._local_terms(active, Z[active] / norms[:, None], norms, rho, beta, ws)
-    M = newton._dense(active, p, q, C)
+    p, q, C, _ = newton._local_terms(active, Z[active] / norms[:, None], norms, rho, beta, ws,
+                                     h=h)
+    M = newton._dense(active, p, q, C, h)
     V = torch.zeros_like(Z)
     V[active] = torch.as_tensor(rng.standard_normal((active.numel(), problem.d)))
-    h = 1e-7
-    derivative = (field(Z + h * V) - field(Z - h * V)) / (2 * h)
-    field(Z + h * V)
+    derivative = (field(Z + step * V) - field(Z - step * V)) / (2 * step)
+    field(Z + step * V)
     assert torch.equal(masks[0], ws.mu_i > 0) and torch.equal(masks[1], ws.mu_o > 0)
     expected = M @ V[active].flatten()
     np.testing.assert_allclose(derivative.numpy(), expected.numpy(), rtol=1e-5,
                                atol=1e-6 * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_newton_matrix_is_the_jacobian_of_the_subproblem_gradient(depth):
+    """The Newton matrix ``A'A + rho B_S'B_S +`` the norms' curvature is the Jacobian of the
+    subproblem's gradient on the nonzero groups."""
+    assert_newton_matrix_is_the_jacobian(newton_case(depth, seed=6, rng_seed=2), step=1e-7)
 
 
 @pytest.mark.parametrize("depth", [2, 3])

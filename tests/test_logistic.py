@@ -19,6 +19,7 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from conftest import best_projected_adam
+from test_al import assert_newton_matrix_is_the_jacobian
 from dualnets.certificate import certify, dual_point, scaled_dual
 from dualnets.cli import main
 from dualnets.dual_search import SearchConfig, default_search_solver, dual_search
@@ -277,32 +278,7 @@ def newton_case(depth: int, seed: int = 6, n: int = 20, d: int = 3, P: int = 6, 
 def test_logistic_newton_matrix_is_the_jacobian_of_the_gradient(depth):
     """``A'WA + rho B_S'B_S +`` the norms' curvature, with ``W = diag(s (1 - s))`` at Z, times
     V equals the central difference of ``grad f + beta z/||z||`` on the nonzero groups."""
-    problem, ops, ws, newton, rng, Z, lam_i, lam_o = newton_case(depth)
-    Z[[1, 4]] = 0.0
-    rho, beta = 0.7, problem.beta
-    active = torch.nonzero(torch.linalg.vector_norm(Z, dim=1) > 0).flatten()
-
-    def field(W):
-        grad = ops.al_gradient(W, lam_i, lam_o, rho, ws).clone()
-        norms = torch.linalg.vector_norm(W[active], dim=1, keepdim=True)
-        return (grad[active] + beta * W[active] / norms).flatten()
-
-    field(Z)
-    h = ops.loss.hessian_diagonal(ws.yhat, ops.y)
-    masks = (ws.mu_i > 0).clone(), (ws.mu_o > 0).clone()
-    norms = torch.linalg.vector_norm(Z[active], dim=1)
-    p, q, C, _ = newton._local_terms(active, Z[active] / norms[:, None], norms, rho, beta, ws,
-                                     h=h)
-    M = newton._dense(active, p, q, C, h)
-    V = torch.zeros_like(Z)
-    V[active] = torch.as_tensor(rng.standard_normal((active.numel(), problem.d)))
-    step = 1e-6
-    derivative = (field(Z + step * V) - field(Z - step * V)) / (2 * step)
-    field(Z + step * V)
-    assert torch.equal(masks[0], ws.mu_i > 0) and torch.equal(masks[1], ws.mu_o > 0)
-    expected = M @ V[active].flatten()
-    np.testing.assert_allclose(derivative.numpy(), expected.numpy(), rtol=1e-5,
-                               atol=1e-6 * float(expected.abs().max()))
+    assert_newton_matrix_is_the_jacobian(newton_case(depth), step=1e-6)
 
 
 @pytest.mark.parametrize("depth", [2, 3])
