@@ -16,6 +16,7 @@ from dualnets.pattern_specs import SpecContext, apply_spec
 from dualnets.patterns import patterns_from_network
 from dualnets.problem import Problem
 from dualnets.registry import get_solver
+from dualnets.solvers.base import MIN_SECONDS, Solver
 
 ROUND_KEYS = {"round", "pricing", "patterns", "added", "objective", "max_violation",
               "global_lower_bound", "global_gap", "heuristic_dual_value", "solve_seconds",
@@ -68,6 +69,30 @@ def test_budget_stops_and_leaves_a_solved_problem():
     out = dual_search(p, get_solver("clarabel"), SearchConfig(max_rounds=1, max_add=2))
     assert len(out.rounds) == 2 and np.isnan(out.rounds[-1]["max_violation"])
     assert out.result.Z.shape == (2 * 2 * out.problem.n_patterns, 2)
+
+
+class RecordingSolver(Solver):
+    """Clarabel, recording the budget each solve was given (copies share the record)."""
+
+    name = "recording"
+
+    def __init__(self, max_seconds: float = 30.0):
+        self.max_seconds, self.budgets = max_seconds, []
+
+    def solve(self, problem, warm_start=None):
+        self.budgets.append(self.max_seconds)
+        return get_solver("clarabel", max_seconds=self.max_seconds).solve(problem)
+
+
+def test_solve_by_limits_every_round_solve_to_what_is_left():
+    """The budget overrun of the paper sweep: a round's solve may not run past ``solve_by``."""
+    p = tiny_problem(0, n=8, d=2)
+    solver = RecordingSolver()
+    dual_search(p, solver, SearchConfig(max_rounds=3, max_add=1), solve_by=5.0)
+    assert len(solver.budgets) >= 2 and solver.budgets[0] <= 5.0
+    assert all(b < a for a, b in zip(solver.budgets, solver.budgets[1:]))
+    dual_search(p, solver, SearchConfig(max_rounds=1), solve_by=1e-9)
+    assert solver.budgets[-1] == MIN_SECONDS and solver.max_seconds == 30.0
 
 
 def test_search_values_are_those_of_unit_subnetworks():

@@ -264,7 +264,7 @@ def _pricing_set(problem: Problem, config: SearchConfig) -> tuple[PricingSet | N
 
 
 def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(), seed: int = 0,
-                log: list | None = None) -> SearchOutcome:
+                log: list | None = None, solve_by: float | None = None) -> SearchOutcome:
     """Column generation from ``problem``'s patterns (none is fine: the first dual point is
     ``grad L(0)``, ``-y`` for the squared loss).
 
@@ -288,7 +288,9 @@ def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(),
     out.pricing = "heuristic" if pset is None else "exact"
     for rnd in range(config.max_rounds + 1):
         t0 = time.perf_counter()
-        kept, local, v, objective = _solve_round(solver, out, rnd)
+        left = None if solve_by is None else solve_by - (t0 - start)
+        kept, local, v, objective = _solve_round(
+            solver if left is None else solver.within(left), out, rnd)
         t1 = time.perf_counter()
         record = {"strategy": "dual-search", "round": rnd, "pricing": out.pricing,
                   "patterns": out.problem.n_patterns, "added": 0, "objective": objective,

@@ -176,18 +176,24 @@ def solve_with_search(method: Method, spec: RunSpec, problem: Problem, solver, p
                       rounds: list) -> tuple[Problem, Result]:
     """Solve; a trailing dual-search runs column generation first, with the run's ``[search]``
     settings, its rounds solved by the method's ``search_solver`` (warm-started round to
-    round).  The search starts no new round after half the run's timeout, leaving the rest
-    for the last solve, which is the method solver's (warm-started from the search's last
-    round when it is another solver)."""
+    round).  The search starts no new round after half the run's timeout, and every solve,
+    the last one included, ends within the timeout: the last solve is the method solver's
+    (warm-started from the search's last round when it is another solver), with what is left
+    of the budget."""
     if not method.searches:
         return problem, solver.solve(problem)
-    budget = None if spec.timeout is None else spec.timeout / (2 * parts)
-    config = SearchConfig(**({"max_seconds": budget} | spec.search))
+    share = None if spec.timeout is None else spec.timeout / parts
+    config = SearchConfig(**({"max_seconds": None if share is None else share / 2}
+                             | spec.search))
     own = method.search_solver == method.solver
     rounds_solver = solver if own else make_solver(method, spec, parts, method.search_solver)
-    found = dual_search(problem, rounds_solver, config, seed=spec.seed, log=rounds)
+    start = time.perf_counter()
+    found = dual_search(problem, rounds_solver, config, seed=spec.seed, log=rounds,
+                        solve_by=share)
     if own:
         return found.problem, found.result
+    if share is not None:
+        solver = solver.within(share - (time.perf_counter() - start))
     return found.problem, solver.solve(found.problem, warm_start=found.result)
 
 

@@ -8,6 +8,7 @@ declared here; none of them inspects signatures or class hierarchies.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import ClassVar, Literal
 
@@ -15,6 +16,10 @@ from ..problem import Problem
 from ..result import Result
 
 Model = Literal["relu", "gated", "network"]
+
+
+MIN_SECONDS = 0.05   # the least budget :meth:`Solver.within` gives (a solve past its deadline
+#                      still returns a point, with its status)
 
 
 class Solver:
@@ -76,6 +81,13 @@ class Solver:
         """Solve within ``max_seconds``; solvers with ``warm_starts`` start from a previous
         Result (same or more patterns, another beta), the others ignore it."""
         raise NotImplementedError
+
+    def within(self, seconds: float) -> Solver:
+        """A copy whose ``max_seconds`` is at most ``seconds`` (floored at ``MIN_SECONDS``): the
+        same solver for a solve that must end by a deadline."""
+        limited = copy.copy(self)
+        limited.max_seconds = max(min(self.max_seconds, float(seconds)), MIN_SECONDS)
+        return limited
 
 
 def check_budget(max_seconds: float) -> float:
