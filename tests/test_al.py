@@ -405,3 +405,42 @@ def test_cli_solve_with_al_writes_clarabel_keys(tmp_path):
     assert keys["al"]["certified"] is True
     assert abs(keys["al"]["objective"] - keys["clarabel"]["objective"]) <= 1e-6 * abs(
         keys["clarabel"]["objective"])
+
+
+def varied(index: int, depth: int, m1: int, beta: float, kind: str) -> Problem:
+    """Problem ``index`` of bench/run_varied.py (n = 120, d = 6, P = 20)."""
+    from dualnets.varied import varied_data
+
+    X, y = varied_data(np.random.default_rng(1000 + index), 120, 6, kind)
+    problem = Problem(X, y, beta, m1, depth=depth, name=f"v{index}")
+    return problem.with_patterns(sample_patterns(X, m1, 20, index, depth))
+
+
+def test_rho_moves_stay_inside_the_bracket():
+    from dualnets.solvers.al import _softer, _stiffer
+
+    assert _stiffer(10.0, 100.0, np.inf) == 100.0
+    assert _stiffer(10.0, 100.0, 100.0) == pytest.approx(np.sqrt(1000.0))   # failed at 100
+    assert _stiffer(10.0, 100.0, 1000.0) == 100.0
+    assert _softer(100.0, 10.0, 0.0) == 10.0
+    assert _softer(100.0, 10.0, 50.0) == pytest.approx(np.sqrt(5000.0))      # solved at 50
+    assert _softer(100.0, 10.0, 10.0) == 10.0
+
+
+def test_rho_does_not_cycle_between_a_failing_and_a_working_value():
+    """v02 of the varied set: rho went 3.3e3 (unsolved) -> 3.3e2 (solved) -> 3.3e3 ... for 22
+    multiplier updates before the bracket; now it certifies in a few."""
+    problem = varied(2, 2, 2, 0.01, "constant")
+    result = get_solver("al", max_seconds=120).solve(problem)
+    assert_certified_match(problem, result)
+    assert result.info["outer_iterations"] <= 12, result.info["outer_iterations"]
+
+
+@pytest.mark.slow
+def test_working_set_round_with_stalling_warm_multipliers_restarts_them():
+    """v04 of the varied set (features x 1e3, beta = 0.01, m1 = 3): the warm multipliers of a
+    working-set round stalled the subproblem at the softest rho for 60 s; dropping them once
+    certifies it (~20 s)."""
+    problem = varied(4, 2, 3, 0.01, "scaled_up")
+    result = get_solver("al", max_seconds=120).solve(problem)
+    assert_certified_match(problem, result)
