@@ -30,6 +30,7 @@ from ..result import Result
 from ..solvers.base import Solver, check_budget
 
 DEFAULT_LRS: tuple[float, ...] = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
+DIVERGENCE_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ class Run:
     """One (seed, lr) training run; ``objective`` is the training objective of the method.
 
     ``status`` is "max_iterations" (all epochs done), "time_limit" (its share of
-    ``max_seconds`` spent) or "diverged" (then the
-    objectives are NaN).
+    ``max_seconds`` spent) or "diverged" (then the objectives are NaN): a loss or weight that
+    is not finite, or a final objective above ``DIVERGENCE_FACTOR`` times the larger of the
+    zero network's and the starting network's (a run that made its objective grow so far has
+    diverged even if it stayed finite: SGD at n = 16000 ended at 1.7e28).
     """
 
     seed: int
@@ -170,6 +173,10 @@ class NetworkBaseline(Solver):
         net = ParallelReLUNet.random(self.K, problem.d, problem.m1, 3, generator=gen,
                                      scale=self.init_scale)
         opt = self.make_optimizer(net.parameters(), lr)
+        with torch.no_grad():
+            ceiling = DIVERGENCE_FACTOR * max(float(loss.value(torch.zeros_like(y), y)),
+                                              float(self._objective(net, X, y, problem.beta,
+                                                                    loss)))
         clock, epoch, steps, status, trace = 0.0, 0, 0, "max_iterations", []
         while self.epochs is None or epoch < self.epochs:
             if clock >= self.run_seconds:
@@ -184,7 +191,8 @@ class NetworkBaseline(Solver):
                 break
             if epoch % self.trace_every == 0:
                 trace.append(self._trace_row(net, X, y, problem.beta, loss, clock, epoch))
-        return self._record(problem, net, X, y, lr, seed, status, clock, epoch, steps, trace)
+        return self._record(problem, net, X, y, lr, seed, status, clock, epoch, steps, trace,
+                            ceiling)
 
     def _epoch(self, net, opt, X, y, beta: float, loss: ConvexLoss,
                gen: torch.Generator) -> tuple[bool, int]:
@@ -213,12 +221,14 @@ class NetworkBaseline(Solver):
         return (clock, epoch, obj, float("nan"), viol)
 
     @torch.no_grad()
-    def _record(self, problem, net, X, y, lr, seed, status, clock, epoch, steps, trace):
-        if status == "diverged":
+    def _record(self, problem, net, X, y, lr, seed, status, clock, epoch, steps, trace,
+                ceiling: float):
+        with torch.no_grad():
+            obj = float(self._objective(net, X, y, problem.beta, get_loss(problem.loss)))
+        if status == "diverged" or not obj <= ceiling:
             nan = float("nan")
-            return Run(seed, lr, status, nan, nan, nan, clock, epoch, steps), None, trace
+            return Run(seed, lr, "diverged", nan, nan, nan, clock, epoch, steps), None, trace
         final = self.finalize(net.to_net())
-        obj = float(self._objective(net, X, y, problem.beta, get_loss(problem.loss)))
         nc = nc_objective(final, problem.X, problem.y, problem.beta, problem.loss)
         run = Run(seed, lr, status, obj, nc, norm_violation(final), clock, epoch, steps)
         return run, final, trace

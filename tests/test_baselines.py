@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import tiny_problem
 
-from dualnets.baselines.common import balanced
+from dualnets.baselines.common import DIVERGENCE_FACTOR, balanced
 from dualnets.certificate import certify
 from dualnets.cli import main
 from dualnets.io import save_problem
@@ -89,6 +89,17 @@ def test_diverged_runs_are_recorded_not_dropped():
     all_bad = get_solver("sgd", K=8, lrs=(10.0,), epochs=50, momentum=0.0).solve(p)
     assert all_bad.status == "error" and all_bad.network is None
     assert "all 1 runs diverged" in all_bad.message
+
+
+def test_a_finite_run_whose_objective_exploded_is_diverged():
+    """SGD at lr = 1 for 2 epochs ends finite at ~2e4, against 6.8 for the zero network: a
+    diverged run (DIVERGENCE_FACTOR), not a candidate for the best of the grid."""
+    p = small_problem()
+    res = get_solver("sgd", K=8, lrs=(1.0, 1e-3), epochs=2, momentum=0.0).solve(p)
+    first, second = res.info["runs"]
+    assert first["status"] == "diverged" and np.isnan(first["nc_objective"])
+    assert second["status"] == "max_iterations"
+    assert second["objective"] <= DIVERGENCE_FACTOR * 0.5 * p.y @ p.y
 
 
 def test_time_budget_and_minibatch():
