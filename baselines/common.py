@@ -223,8 +223,7 @@ class NetworkBaseline(Solver):
     @torch.no_grad()
     def _record(self, problem, net, X, y, lr, seed, status, clock, epoch, steps, trace,
                 ceiling: float):
-        with torch.no_grad():
-            obj = float(self._objective(net, X, y, problem.beta, get_loss(problem.loss)))
+        obj = float(self._objective(net, X, y, problem.beta, get_loss(problem.loss)))
         if status == "diverged" or not obj <= ceiling:
             nan = float("nan")
             return Run(seed, lr, "diverged", nan, nan, nan, clock, epoch, steps), None, trace

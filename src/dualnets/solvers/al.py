@@ -291,18 +291,18 @@ class AugmentedLagrangian(TorchSolver):
                     rho < rho_max:
                 rho = _stiffer(rho, min(rho * rho_growth, rho_max), failed_at)   # slow
                 inner.set_rho(rho)                                  # feasibility: stiffen
-            elif inner.softens and steps >= inner.step_cap and not solved and rho > rho_min:
-                failed_at = min(failed_at, rho)
-                rho = _softer(rho, max(rho / rho_growth, rho_min), solved_at)   # too stiff:
-                inner.set_rho(rho)                                            # soften
-            elif inner.softens and steps >= inner.step_cap and not solved and not restarted:
-                # unsolved even at the softest rho: the multipliers (a warm start's) are the
-                # trouble; drop them once and start the schedule again from this point
-                lam_i.zero_()
-                lam_o.zero_()
-                rho, restarted, solved_at, failed_at = rho_start, True, 0.0, math.inf
-                inner.set_rho(rho)
-                inner.forget()
+            elif inner.softens and steps >= inner.step_cap and not solved:
+                if rho > rho_min:                # the subproblem is too stiff: soften
+                    failed_at = min(failed_at, rho)
+                    rho = _softer(rho, max(rho / rho_growth, rho_min), solved_at)
+                    inner.set_rho(rho)
+                elif not restarted:
+                    # unsolved even at the softest rho: the multipliers (a warm start's) are
+                    # the trouble; drop them once and start the schedule again from this point
+                    lam_i.zero_()
+                    lam_o.zero_()
+                    rho, restarted, solved_at, failed_at = rho_start, True, 0.0, math.inf
+                    inner.set_rho(rho)
             last_violation = check.violation
         state.info.update(seconds=clock.now(), outer_iterations=outer, rho=rho)
         return Z, lam_i.clone(), lam_o.clone()
