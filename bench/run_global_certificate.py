@@ -39,9 +39,9 @@ if __name__ == "__main__":
     from dualnets.registry import get_solver
 
     # (n, d, m1): 1-D regression (d = 2 with the ones column) and tiny d = 3 problems
-    CASES = [(10, 2, 1), (20, 2, 1), (50, 2, 1), (100, 2, 1), (10, 2, 2), (12, 2, 2),
-             (15, 2, 2), (5, 3, 2), (10, 3, 1), (20, 3, 1)]
-    FIGURE_CASES = [(100, 2, 1), (15, 2, 2)]
+    CASES = [(10, 2, 1), (20, 2, 1), (50, 2, 1), (100, 2, 1), (10, 2, 2), (15, 2, 2),
+             (30, 2, 2), (50, 2, 2), (100, 2, 2), (5, 3, 2), (10, 3, 1), (20, 3, 1)]
+    FIGURE_CASES = [(100, 2, 1), (100, 2, 2)]
     BETA = 0.05
 
     def make_problem(n: int, d: int, m1: int) -> Problem:

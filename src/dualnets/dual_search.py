@@ -11,7 +11,8 @@ Each round prices sub-networks against ``v`` and adds the patterns of the best o
 
 - **exact** pricing (:mod:`dualnets.pricing`), used automatically when the realizable patterns
   can be enumerated (the size guard of :mod:`dualnets.exhaustive`: at most ``MAX_CELLS`` cells,
-  and ``C^3 <= MAX_LPS`` for m1 = 2 at depth 3; m1 <= 2 at depth 3).  It prices every block and
+  and, for m1 = 2 at depth 3 on data of rank 3 or more, ``C^3 <= MAX_LPS``; m1 <= 2 at depth 3;
+  rank-2 data needs no LPs, :mod:`dualnets.plane`).  It prices every block and
   bounds ``p*(v)`` from above, so ``t v`` with ``t = min(1, beta / p*)`` is dual feasible for
   the program over *every* pattern: its value (:func:`dualnets.certificate.capped_dual_value`)
   is a lower bound on the NC objective of every network, the round's ``global_lower_bound``.
