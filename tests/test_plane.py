@@ -2,13 +2,16 @@
 its prices against the general exact pricing and against sampled sub-networks."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
-from conftest import tiny_problem
+from conftest import best_projected_adam, tiny_problem
 
+from dualnets.cli import main
 from dualnets.dual_search import dual_search
 from dualnets.exhaustive import arrangement_cells, mixed_sign_patterns
+from dualnets.io import save_problem
 from dualnets.metrics import evaluate, global_certificate
 from dualnets.network import ParallelNet
 from dualnets.pattern_specs import SpecContext, apply_spec
@@ -128,7 +131,6 @@ def test_no_subnetwork_beats_the_planar_upper_price(kind):
 def test_dual_search_certifies_beyond_the_lp_enumeration():
     """n = 30 (the LP enumeration stops at n = 15): globally certified, and no Adam network
     does better than the bound."""
-    from conftest import best_projected_adam
     p = tiny_problem(5, n=30, d=2, m1=2, beta=0.05)
     out = dual_search(apply_spec(p, "random:5", SpecContext(seed=0)), get_solver("clarabel"))
     assert out.pricing == "exact"
@@ -141,12 +143,6 @@ def test_dual_search_certifies_beyond_the_lp_enumeration():
 def test_solve_json_certifies_a_logistic_classifier_on_one_dimensional_data(tmp_path):
     """The CLI at n = 30 (beyond the LP enumeration), logistic loss, solved by al (Clarabel
     leaves the exp-cone program inaccurate): a global certificate that no Adam run beats."""
-    import json
-
-    from conftest import best_projected_adam
-
-    from dualnets.cli import main
-    from dualnets.io import save_problem
     rng = np.random.default_rng(30)
     x = rng.uniform(-1, 1, 30)
     y = np.where(np.sin(4 * x) + 0.3 * rng.standard_normal(30) > 0, 1.0, -1.0)

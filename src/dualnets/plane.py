@@ -28,6 +28,7 @@ above the cut are solved exactly (:func:`block_price`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -46,26 +47,29 @@ def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
 
 
-def sector_max(c: np.ndarray, p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``max c'z`` over unit z in the closed sector from p to q (counter-clockwise, <= pi wide),
-    and the maximizing unit direction (0 where the maximum is 0).  Shapes (..., 2) -> (...)."""
-    norm = np.linalg.norm(c, axis=-1)
-    inside = (cross(p, c) >= 0) & (cross(c, q) >= 0)
-    cp, cq = np.einsum("...i,...i->...", c, p), np.einsum("...i,...i->...", c, q)
-    edge = np.where((cp >= cq)[..., None], p, q)
-    value = np.where(inside, norm, np.maximum(np.maximum(cp, cq), 0.0))
-    safe = np.where(norm > 0, norm, 1.0)[..., None]
-    best = np.where(inside[..., None], c / safe, np.where((value > 0)[..., None], edge, 0.0))
-    return value, best
+def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]
+
+
+def _in_sector(c: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return (cross(p, c) >= 0) & (cross(c, q) >= 0)
 
 
 def sector_value(c: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """The value of :func:`sector_max` alone (the hot loop of the bounds)."""
-    cx, cy = c[..., 0], c[..., 1]
-    px, py, qx, qy = p[..., 0], p[..., 1], q[..., 0], q[..., 1]
-    inside = (px * cy - py * cx >= 0) & (cx * qy - cy * qx >= 0)
-    edge = np.maximum(np.maximum(cx * px + cy * py, cx * qx + cy * qy), 0.0)
-    return np.where(inside, np.sqrt(cx * cx + cy * cy), edge)
+    """``max c'z`` over unit z in the closed sector from p to q (counter-clockwise, <= pi wide):
+    ``||c||`` inside it, else ``max(0, c.p, c.q)``.  Shapes (..., 2) -> (...)."""
+    edge = np.maximum(np.maximum(dot(c, p), dot(c, q)), 0.0)
+    return np.where(_in_sector(c, p, q), np.sqrt(dot(c, c)), edge)
+
+
+def sector_max(c: np.ndarray, p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sector_value` and the maximizing unit direction (0 where the maximum is 0)."""
+    value = sector_value(c, p, q)
+    edge = np.where((dot(c, p) >= dot(c, q))[..., None], p, q)
+    norm = np.sqrt(dot(c, c))[..., None]
+    best = np.where(_in_sector(c, p, q)[..., None], c / np.where(norm > 0, norm, 1.0),
+                    np.where((value > 0)[..., None], edge, 0.0))
+    return value, best
 
 
 def inward_normals(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -98,6 +102,18 @@ class Plane:
     def L(self) -> int:
         return self.M // 2
 
+    @cached_property
+    def live_cells(self) -> np.ndarray:
+        """The cell masks on the nonzero rows, as floats (M, n)."""
+        return (self.cells & self.live).astype(np.float64)
+
+    @cached_property
+    def lines(self) -> np.ndarray:
+        """One-hot (n, L): the boundary line of each nonzero row."""
+        onehot = np.zeros((self.Y.shape[0], self.L))
+        onehot[np.flatnonzero(self.live), self.line_of[self.live]] = 1.0
+        return onehot
+
     def ends(self, k: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         """Unit end directions ``u_k``, ``u_{k+1}`` of cells k."""
         k = np.asarray(k)
@@ -109,10 +125,8 @@ class Plane:
         is empty (no outer rows).  See the module docstring."""
         M, L = self.M, self.L
         k2 = np.arange(M)
-        S = (self.cells[k1] & self.live)[None, :] & self.cells          # (M, n), by k2
-        lines = np.zeros((S.shape[1], L))
-        lines[np.flatnonzero(self.live), self.line_of[self.live]] = 1.0
-        on_line = (S @ lines) > 0
+        S = self.live_cells[k1] * self.cells                             # (M, n), by k2
+        on_line = (S @ self.lines) > 0
         s_dir = np.concatenate([on_line, on_line], axis=1)                # (k2, direction)
         anti = (k2 + L) % M                                               # -K2 is cell anti
         one, two = (anti + 1 - k1 - 1) % M + 1, (k1 + 1 - anti - 1) % M + 1
@@ -243,7 +257,7 @@ def blocks_of(plane: Plane, k1: int, u: np.ndarray) -> Blocks:
     ``c1 = a - Y'(D1 D2 u) + T`` and ``c2 = -T`` (rows where only D2 is active have E = 0).
     """
     k2, c, arcs = plane.blocks_from(k1)
-    D = (plane.cells & plane.live).astype(np.float64)
+    D = plane.live_cells
     weighted = (D[k1] * u)[:, None] * plane.Y                              # (n, 2)
     T = np.stack([(D * weighted[:, j]) @ D.T for j in range(2)], axis=-1)  # (k2, c, 2)
     both = D @ weighted                                                    # (k2, 2)
