@@ -8,7 +8,8 @@ binary), m1 = 2, beta = 1, rows
 - convex (Clarabel) over random P = 50, 200, 1000 patterns;
 - convex over random 50 + the patterns of the best SGD and Adam networks;
 - convex with dual-search from 5 random patterns (convex on its own: no network seeds, the
-  `random:5,dual-search` spec); from the SEED_TOP largest sub-networks of
+  `random:5,dual-search` spec, its rounds solved by the default solver of
+  ``dual_search.default_search_solver``); from the SEED_TOP largest sub-networks of
   one Adam run (one seed over its lr grid, the training time counted: the `network:adam:20,
   dual-search` spec); and, extra, from random 50 + the best SGD/Adam patterns;
 
@@ -104,7 +105,7 @@ def search_row(method: str, problem: Problem, config: SearchConfig, seed_spec: s
     start = time.perf_counter()
     problem = apply_spec(problem, seed_spec, SpecContext(seed=0, networks=list(networks)))
     seeding = time.perf_counter() - start
-    out = dual_search(problem, get_solver("clarabel"), config, seed=0)
+    out = dual_search(problem, None, config, seed=0)      # the rounds' default solver
     row = convex_row(method, out.problem, out.result, seeding + out.seconds)
     row["rounds"], row["seeding_seconds"], row["pricing"] = out.rounds, seeding, out.pricing
     return row

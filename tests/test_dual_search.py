@@ -248,3 +248,21 @@ def test_method_parse_errors():
         Method.parse("al+dual-search:nope")
     with pytest.raises(ValueError, match="takes no pattern strategies"):
         Method.parse("adam+network")
+
+
+def test_rounds_default_to_clarabel_when_exact_or_small_and_to_al_otherwise():
+    """dual_search(solver=None) picks the rounds' solver once it knows the pricing: Clarabel
+    for exact pricing (its global gap is checked to 1e-7) and below SMALL_N rows, al above."""
+    from dualnets.dual_search import SMALL_N, default_search_solver
+    rng = np.random.default_rng(0)
+    X = np.hstack([rng.standard_normal((SMALL_N, 4)), np.ones((SMALL_N, 1))])
+    big = Problem(X, rng.standard_normal(SMALL_N), 1.0, 2)
+    assert default_search_solver(big) == "al"
+    assert default_search_solver(big, exact=True) == "clarabel"
+    small = Problem(X[:SMALL_N - 1], big.y[:SMALL_N - 1], 1.0, 2)
+    assert default_search_solver(small) == "clarabel"
+    out = dual_search(apply_spec(big, "random:3"), config=SearchConfig(max_rounds=1, max_add=2))
+    assert out.pricing == "heuristic" and out.result.solver == "al"
+    tiny = apply_spec(tiny_problem(0, n=6, d=2), "random:3")
+    out = dual_search(tiny, config=SearchConfig(max_rounds=1))
+    assert out.pricing == "exact" and out.result.solver == "clarabel"

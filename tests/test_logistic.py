@@ -321,7 +321,7 @@ def test_search_rounds_default_to_al_on_the_logistic_loss():
     problem = logistic_problem(0, P=4, n=10)
     assert default_search_solver(problem) == "al"
     squared = Problem(problem.X, problem.y, problem.beta, problem.m1)
-    assert default_search_solver(squared) == "clarabel"
+    assert default_search_solver(squared) == "clarabel"          # n = 10 < SMALL_N
 
 
 def test_exact_dual_search_reaches_the_exhaustive_optimum_with_a_global_bound():

@@ -51,8 +51,11 @@ SOLVED_STATUSES = ("optimal", "inaccurate", "max_iterations", "time_limit")
 ACTIVE_REL_TOL = 1e-6   # blocks below this fraction of the largest count as zero (solver noise)
 Pricing = Literal["auto", "heuristic"]
 PRICINGS: tuple[str, ...] = get_args(Pricing)
-SMALL_N = 2000  # rows up to which Clarabel is the default solver of the rounds (measured: at
-#                 n = 200 it solved 5 patterns in ~1 s where "al" timed out with a 0.95 gap)
+SMALL_N = 200   # rows from which "al" is the default solver of heuristic rounds: from random:5
+#                 with a 150 s budget it went below the best SGD/Adam network after 25 / 9 s
+#                 (planted, spirals; n = 200) and 125 / 147 s (breast_cancer, diabetes;
+#                 Clarabel: 57 / 13 s and never), and Clarabel was ahead at n = 134 (wine:
+#                 12.9 s against 14.6 s)
 
 
 @dataclass(frozen=True)
@@ -264,10 +267,11 @@ def _pricing_set(problem: Problem, config: SearchConfig) -> tuple[PricingSet | N
     return try_pricing_set(problem)
 
 
-def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(), seed: int = 0,
+def dual_search(problem: Problem, solver=None, config: SearchConfig = SearchConfig(), seed: int = 0,
                 log: list | None = None, solve_by: float | None = None) -> SearchOutcome:
     """Column generation from ``problem``'s patterns (none is fine: the first dual point is
-    ``grad L(0)``, ``-y`` for the squared loss).
+    ``grad L(0)``, ``-y`` for the squared loss); ``solver`` solves the rounds (None:
+    :func:`default_search_solver`, which depends on whether the pricing is exact).
 
     Each round solves the program, prices sub-networks (exactly when the enumeration is under
     its guard, else by :func:`search_subnetworks`), and adds the best patterns above
@@ -287,6 +291,9 @@ def dual_search(problem: Problem, solver, config: SearchConfig = SearchConfig(),
     out = SearchOutcome(problem.with_patterns(patterns), None)
     pset, out.pricing_note = _pricing_set(problem, config)
     out.pricing = "heuristic" if pset is None else "exact"
+    if solver is None:
+        from .registry import get_solver
+        solver = get_solver(default_search_solver(problem, exact=pset is not None))
     for rnd in range(config.max_rounds + 1):
         t0 = time.perf_counter()
         left = None if solve_by is None else solve_by - (t0 - start)
@@ -358,11 +365,14 @@ def _solve_round(solver, out: SearchOutcome, rnd: int):
     return _active(problem, out.result)
 
 
-def default_search_solver(problem: Problem) -> str:
-    """Clarabel up to ``SMALL_N`` rows on the squared loss, the augmented Lagrangian ("al")
-    above, and on the logistic loss, whose exp-cone program Clarabel often leaves uncertified
-    (docs/design.md section 9), when installed."""
+def default_search_solver(problem: Problem, exact: bool = False) -> str:
+    """The solver of the rounds when none is named: Clarabel on the squared loss when the
+    pricing is exact (the global gap is checked to ``gap_tol`` = 1e-7, which wants its 1e-8
+    solves) or below ``SMALL_N`` rows; the augmented Lagrangian ("al") otherwise, when
+    installed, and always on the logistic loss, whose exp-cone program Clarabel often leaves
+    uncertified (docs/design.md section 9)."""
     from .registry import available_solvers
-    if "al" not in available_solvers() or (problem.n <= SMALL_N and problem.loss == "squared"):
+    if "al" not in available_solvers() or (
+            problem.loss == "squared" and (exact or problem.n < SMALL_N)):
         return "clarabel"
     return "al"

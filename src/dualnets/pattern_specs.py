@@ -110,9 +110,9 @@ def _network_arg(arg: str | None) -> tuple[str | None, int | None]:
 @strategy(SEARCH_STRATEGY)
 def _dual_search(problem: Problem, arg: str | None, ctx: SpecContext) -> Patterns:
     """Column generation from the patterns so far; ``dual-search:SOLVER`` picks the solver."""
-    from .dual_search import default_search_solver, dual_search
+    from .dual_search import dual_search
     from .registry import get_solver
-    solver = get_solver(arg or default_search_solver(problem))
+    solver = get_solver(arg) if arg else None           # None: dual_search picks it
     return dual_search(problem, solver, seed=ctx.seed, log=ctx.log).problem.patterns
 
 
