@@ -266,3 +266,25 @@ def test_rounds_default_to_clarabel_when_exact_or_small_and_to_al_otherwise():
     tiny = apply_spec(tiny_problem(0, n=6, d=2), "random:3")
     out = dual_search(tiny, config=SearchConfig(max_rounds=1))
     assert out.pricing == "exact" and out.result.solver == "clarabel"
+
+
+def test_local_starts_perturb_only_the_largest_subnetworks():
+    """local_max bounds the ascent's size: perturbed copies of the largest |w3| ||w2|| only."""
+    import torch
+
+    from dualnets.dual_search import _starts
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    W1, w2 = rng.standard_normal((10, 3, 2)), rng.standard_normal((10, 2))
+    w3 = np.arange(1.0, 11.0) * np.where(np.arange(10) % 2 == 0, 1.0, -1.0)
+    net = ParallelNet(W1, w2, w3)
+    config = SearchConfig(starts=8, local_starts=2, local_max=3)
+    W, v, sign = _starts(torch.tensor(X), 2, config, net, torch.Generator().manual_seed(0))
+    assert W.shape == (8 + 3 * 2, 3, 2) and v.shape == (14, 2) and sign.shape == (14,)
+    largest = np.argsort(-np.abs(w3) * np.linalg.norm(w2, axis=1))[:3]
+    unit = W1[largest] / np.linalg.norm(W1[largest].reshape(3, -1), axis=1)[:, None, None]
+    first_copies = W[8::2].numpy()                           # the smallest perturbation, 1e-3
+    assert np.allclose(first_copies, unit, atol=1e-2)
+    assert np.array_equal(sign[8:].numpy(), np.repeat(np.sign(w3[largest]), 2))
+    with pytest.raises(ValueError, match="local_max"):
+        SearchConfig(local_max=0)

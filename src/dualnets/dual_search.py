@@ -68,6 +68,8 @@ class SearchConfig:
     steps : ascent steps per round
     lr : largest step angle (radians) of the ascent; see :func:`search_subnetworks`
     local_starts : perturbed copies of each current sub-network (and its sign flip)
+    local_max : only the ``local_max`` largest sub-networks (``|w3| ||w2||``) are perturbed
+        (at 130 sub-networks the local starts were 4/5 of the ascent's cost)
     data_starts : fraction of the random starts whose neurons lie on hyperplanes through
         ``d - 1`` data points (the vertices of the arrangement, where cells meet)
     max_add : most patterns added per round (the largest values first)
@@ -83,6 +85,7 @@ class SearchConfig:
     steps: int = 150
     lr: float = 0.05
     local_starts: int = 16
+    local_max: int = 32
     data_starts: float = 0.5
     max_add: int = 20
     near: float = 1e-4
@@ -93,7 +96,7 @@ class SearchConfig:
     gap_tol: float = 1e-7
 
     def __post_init__(self) -> None:
-        for name in ("starts", "steps", "max_add", "max_rounds"):
+        for name in ("starts", "steps", "max_add", "max_rounds", "local_max"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if self.local_starts < 0:
@@ -157,15 +160,18 @@ def _starts(X: torch.Tensor, m1: int, config: SearchConfig, local: ParallelNet |
     local_starts = config.local_starts
     if local is None or local.n_subnetworks == 0 or local_starts == 0:
         return W1, w2, sign
-    K = local.n_subnetworks
-    base1 = _unit(torch.as_tensor(local.W1)).repeat_interleave(local_starts, 0)
-    base2 = _unit(torch.as_tensor(local.w2)).repeat_interleave(local_starts, 0)
+    size = np.abs(local.w3) * np.linalg.norm(local.w2, axis=1)
+    largest = np.argsort(-size, kind="stable")[:config.local_max]
+    K = largest.size
+    base1 = _unit(torch.as_tensor(local.W1[largest])).repeat_interleave(local_starts, 0)
+    base2 = _unit(torch.as_tensor(local.w2[largest])).repeat_interleave(local_starts, 0)
     noise = torch.logspace(-3, 0, local_starts, dtype=torch.float64).repeat(K)
     lw1 = _unit(base1 + noise[:, None, None] * _unit(torch.randn(base1.shape, generator=gen,
                                                                  dtype=torch.float64)))
     lw2 = _unit(base2 + noise[:, None] * _unit(torch.randn(base2.shape, generator=gen,
                                                            dtype=torch.float64)))
-    lsign = torch.as_tensor(np.sign(local.w3)).double().repeat_interleave(local_starts, 0)
+    lsign = torch.as_tensor(np.sign(local.w3[largest])).double()
+    lsign = lsign.repeat_interleave(local_starts, 0)
     return torch.cat([W1, lw1]), torch.cat([w2, lw2]), torch.cat([sign, lsign])
 
 
