@@ -279,8 +279,8 @@ def test_local_starts_perturb_only_the_largest_subnetworks():
     w3 = np.arange(1.0, 11.0) * np.where(np.arange(10) % 2 == 0, 1.0, -1.0)
     net = ParallelNet(W1, w2, w3)
     config = SearchConfig(starts=8, local_starts=2, local_max=3)
-    W, v, sign = _starts(torch.tensor(X), 2, config, net, torch.Generator().manual_seed(0))
-    assert W.shape == (8 + 3 * 2, 3, 2) and v.shape == (14, 2) and sign.shape == (14,)
+    W, w, sign = _starts(torch.tensor(X), 2, config, net, torch.Generator().manual_seed(0))
+    assert W.shape == (8 + 3 * 2, 3, 2) and w.shape == (14, 2) and sign.shape == (14,)
     largest = np.argsort(-np.abs(w3) * np.linalg.norm(w2, axis=1))[:3]
     unit = W1[largest] / np.linalg.norm(W1[largest].reshape(3, -1), axis=1)[:, None, None]
     first_copies = W[8::2].numpy()                           # the smallest perturbation, 1e-3
@@ -288,3 +288,17 @@ def test_local_starts_perturb_only_the_largest_subnetworks():
     assert np.array_equal(sign[8:].numpy(), np.repeat(np.sign(w3[largest]), 2))
     with pytest.raises(ValueError, match="local_max"):
         SearchConfig(local_max=0)
+
+
+def test_heuristic_search_at_depth_two_with_two_neurons_runs():
+    """The depth-2 rebuild gives one-neuron sub-networks: no local starts for m1 = 2 (their
+    concatenation with the m1 = 2 starts raised a RuntimeError)."""
+    rng = np.random.default_rng(3)
+    X = np.hstack([rng.standard_normal((30, 4)), np.ones((30, 1))])
+    p = apply_spec(Problem(X, rng.standard_normal(30), 0.01, 2, depth=2), "random:5")
+    out = dual_search(p, get_solver("clarabel"),
+                      SearchConfig(pricing="heuristic", max_rounds=2, max_add=3, starts=64,
+                                   steps=20))
+    assert out.pricing == "heuristic" and len(out.rounds) >= 2
+    from dualnets.metrics import evaluate
+    assert evaluate(out.problem, out.result)["certified"]       # with Clarabel's multipliers

@@ -158,7 +158,10 @@ def _starts(X: torch.Tensor, m1: int, config: SearchConfig, local: ParallelNet |
     w2 = _unit(torch.randn(count, m1, generator=gen, dtype=torch.float64))
     sign = torch.where(torch.arange(count) % 2 == 0, 1.0, -1.0).double()
     local_starts = config.local_starts
-    if local is None or local.n_subnetworks == 0 or local_starts == 0:
+    # at depth 2 the rebuilt network's sub-networks are single neurons, whatever m1: they are
+    # no starts for m1-neuron sub-networks (their concatenation crashed at m1 >= 2)
+    if local is None or local.n_subnetworks == 0 or local_starts == 0 or \
+            local.W1.shape[2] != m1:
         return W1, w2, sign
     size = np.abs(local.w3) * np.linalg.norm(local.w2, axis=1)
     largest = np.argsort(-size, kind="stable")[:config.local_max]

@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", required=True, metavar="FILE.npz",
                         help="the trained network (dualnets train --save-network)")
     parser.add_argument("--solver", choices=convex_solvers(),
-                        help="convex solver (default: clarabel up to 2000 rows on the squared "
-                             "loss, else al)")
+                        help="convex solver (default: that of dual-search's rounds, "
+                             "dual_search.default_search_solver: clarabel on the squared loss "
+                             "when the pricing is exact or below 200 rows, else al)")
     parser.add_argument("--budget", type=float, default=120.0,
                         help="seconds for the column generation (default 120)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
@@ -50,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     solver = get_solver(args.solver or default_search_solver(seeded))
     solver.check_supported(seeded)
     first = evaluate(seeded, solver.solve(seeded))
-    found = dual_search(seeded, solver, SearchConfig(max_seconds=args.budget), seed=args.seed)
+    rounds = solver if args.solver else None    # None: dual_search's default, which knows
+    #                                             whether the pricing is exact
+    found = dual_search(seeded, rounds, SearchConfig(max_seconds=args.budget), seed=args.seed)
     last = evaluate(found.problem, found.result)
     network = nc_objective(net, problem.X, problem.y, problem.beta, problem.loss)
     row = {"network_objective": network,
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
            "searched_relative_gap": last.get("relative_gap"),
            "searched_patterns": found.problem.n_patterns,
            "improvement": (network - last["objective"]) / abs(network) if network else 0.0,
-           "solver": solver.name, "seconds": time.perf_counter() - start}
+           "solver": found.result.solver, "seconds": time.perf_counter() - start}
     print_table([row], ["network_objective", "seeded_objective", "seeded_certified",
                         "searched_objective", "searched_certified", "improvement", "seconds"])
     print(f"a network of this architecture can reach NC = {row['searched_objective']:.6g}, "
