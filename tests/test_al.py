@@ -25,11 +25,11 @@ TOL = 1e-6
 
 
 def random_problem(depth: int, seed: int = 1, n: int = 20, d: int = 3, P: int = 6,
-                   beta: float = 0.1) -> Problem:
+                   beta: float = 0.1, m1: int = 2) -> Problem:
     rng = np.random.default_rng(seed)
     X = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
-    problem = Problem(X, rng.standard_normal(n), beta, 2, depth=depth, name=f"rand{depth}")
-    return problem.with_patterns(sample_patterns(X, 2, P, seed, depth))
+    problem = Problem(X, rng.standard_normal(n), beta, m1, depth=depth, name=f"rand{depth}")
+    return problem.with_patterns(sample_patterns(X, m1, P, seed, depth))
 
 
 def clarabel_objective(problem: Problem) -> float:
@@ -126,14 +126,16 @@ def test_newton_matrix_is_the_jacobian_of_the_subproblem_gradient(depth):
     assert_newton_matrix_is_the_jacobian(newton_case(depth, seed=6, rng_seed=2), step=1e-7)
 
 
+@pytest.mark.parametrize("m1", [1, 2, 3])
 @pytest.mark.parametrize("depth", [2, 3])
-def test_low_rank_newton_solve_equals_the_dense_one(depth):
-    """n = 12 rows, a d = 60 unknowns: the Woodbury solve (block-diagonal D) is used.  Large
-    multipliers make every cone row active, so that D is well conditioned (where it is not,
-    the solve returns None and the dense one is used: covered by the solves above)."""
+def test_low_rank_newton_solve_equals_the_dense_one(depth, m1):
+    """n = 12 rows, a d >= 48 unknowns: the Woodbury solve (block-diagonal D, batched by how
+    many groups of a block are active) is used.  Large multipliers make every cone row active,
+    so that D is well conditioned (where it is not, the solve returns None and the dense one is
+    used: covered by the solves above)."""
     problem, ops, ws, newton, rng, Z, lam_i, lam_o = newton_case(
-        depth, seed=8, rng_seed=4, lam=1e3, n=12, d=3, P=10)
-    Z[[0, 3, 9]] = 0.0                                  # some groups inactive, some blocks half
+        depth, seed=8, rng_seed=4, lam=1e3, n=12, d=3, P=10, m1=m1)
+    Z[[0, 3, 4, 9]] = 0.0               # some groups inactive: blocks with 1 .. m1 active groups
     ops.al_gradient(Z, lam_i, lam_o, 2.0, ws)
     active = torch.nonzero(torch.linalg.vector_norm(Z, dim=1) > 0).flatten()
     norms = torch.linalg.vector_norm(Z[active], dim=1)
