@@ -53,9 +53,9 @@ Pricing = Literal["auto", "heuristic"]
 PRICINGS: tuple[str, ...] = get_args(Pricing)
 SMALL_N = 200   # rows from which "al" is the default solver of heuristic rounds: from random:5
 #                 with a 150 s budget it went below the best SGD/Adam network after 25 / 9 s
-#                 (planted, spirals; n = 200) and 125 / 147 s (breast_cancer, diabetes;
-#                 Clarabel: 57 / 13 s and never), and Clarabel was ahead at n = 134 (wine:
-#                 12.9 s against 14.6 s)
+#                 (planted, spirals; n = 200), where Clarabel's rounds took 57 / 13 s, and on
+#                 breast_cancer and diabetes, where Clarabel's never did; Clarabel was ahead at
+#                 n = 134 (wine: 12.9 s against 14.6 s)
 
 
 @dataclass(frozen=True)
