@@ -18,7 +18,11 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
 3. Armijo backtracking on ``phi`` along ``dz``, where a group whose step would carry it
    through zero (``<z'_g, z'_g + a dz_g> <= 0``) is set to zero instead (a bent line search,
    as in projected Newton methods): without it, groups that are zero at the optimum circled
-   around zero and the subproblem residual stalled.
+   around zero and the subproblem residual stalled.  Bent, groups that are small but nonzero
+   at the optimum can cycle through zero instead (features scaled by 1e3, m1 = 3, a warm
+   dual-search round: residual stuck at ~7e-4 beta, 60 s uncertified; Clarabel 1.4 s), so a
+   subproblem that ends ``NEWTON_STEPS`` steps unsolved switches the bending for the next one
+   (that round: certified in 7 s).
 
 Only ``(Gd)^2``-sized pieces are formed, never the lifted matrix: ``A'A`` once, in chunks of
 rows (``A = [A_+, -A_+]``, so only ``K = A_+'A_+`` is computed), and ``B_S'B_S``, which is
@@ -316,6 +320,7 @@ class NewtonInner(InnerSolver):
         self.cones = ConeSums(ops, self.XX)
         self._evaluated = None   # the point whose forward pass is in the workspace
         self.stalled = False     # the last step's line search found no decrease
+        self.bend = True         # the line search sets groups that cross zero to zero
 
     def forget(self) -> None:
         """The workspace or the multipliers changed: the next step starts from scratch."""
@@ -349,6 +354,8 @@ class NewtonInner(InnerSolver):
             stalls = stalls + 1 if self.stalled else 0
             steps += 1
             on_step(Z)
+        if not solved and steps >= NEWTON_STEPS:
+            self.bend = not self.bend            # module docstring, step 3
         return Z, solved, steps
 
     # one step --------------------------------------------------------------------------------
@@ -402,8 +409,9 @@ class NewtonInner(InnerSolver):
         alpha, noise = 1.0, VALUE_NOISE * torch.finfo(Zp.dtype).eps * abs(phi0)
         for _ in range(MAX_HALVINGS):
             trial = Zp + alpha * step
-            crossed = (trial * Zp).sum(dim=1) <= 0      # bent onto zero, not through it
-            trial[crossed] = 0.0
+            if self.bend:
+                crossed = (trial * Zp).sum(dim=1) <= 0      # bent onto zero, not through it
+                trial[crossed] = 0.0
             value = ops.al_value(trial, lam_i, lam_o, rho, ws) + beta * float(
                 torch.linalg.vector_norm(trial, dim=1).sum())
             if value <= phi0 + ARMIJO * alpha * slope + noise:
