@@ -22,7 +22,7 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
    at the optimum can cycle through zero instead (features scaled by 1e3, m1 = 3, a warm
    dual-search round: residual stuck at ~7e-4 beta, 60 s uncertified; Clarabel 1.4 s), so a
    subproblem that ends ``NEWTON_STEPS`` steps unsolved switches the bending for the next one
-   (that round: certified in 7 s).
+   (that round: certified in 7-8 s).
 
 Only ``(Gd)^2``-sized pieces are formed, never the lifted matrix: ``A'A`` once, in chunks of
 rows (``A = [A_+, -A_+]``, so only ``K = A_+'A_+`` is computed), and ``B_S'B_S``, which is
