@@ -18,6 +18,7 @@ from dualnets.problem import Problem
 from dualnets.registry import get_solver
 from dualnets.solvers import al_newton
 from dualnets.solvers.al import AugmentedLagrangian, warm_arrays
+from dualnets.solvers.al_inner import Subproblem
 from dualnets.solvers.al_newton import ConeSums, NewtonInner
 from dualnets.solvers.torch_ops import TorchLifting
 
@@ -147,6 +148,30 @@ def test_low_rank_newton_solve_equals_the_dense_one(depth, m1):
     dense = newton._solve(newton._dense(active, p, q, C), rhs, scale)
     assert accurate
     torch.testing.assert_close(low, dense, rtol=1e-8, atol=1e-10 * float(dense.abs().max()))
+
+
+def test_newton_switches_the_bent_line_search_after_an_unsolved_subproblem(monkeypatch):
+    """A subproblem that ends its NEWTON_STEPS steps unsolved switches the bending for the
+    next one (al_newton docstring, step 3); one that is solved, or ends on the budget, keeps
+    it."""
+    problem, ops, ws, newton, _, Z, lam_i, lam_o = newton_case(3, seed=6, rng_seed=2)
+    monkeypatch.setattr(al_newton, "NEWTON_STEPS", 2)
+
+    def run(eta: float, stop=lambda: False) -> tuple[bool, int]:
+        newton.forget()
+        sub = Subproblem(lam_i, lam_o, 2.0, problem.beta, eta, ws)
+        _, solved, steps = newton.solve(Z.clone(), sub, stop, lambda _: None)
+        return solved, steps
+
+    assert newton.bend
+    assert run(eta=0.0) == (False, 2)          # unsolved after the cap: switched
+    assert not newton.bend
+    assert run(eta=0.0) == (False, 2)          # and back
+    assert newton.bend
+    assert run(eta=0.0, stop=lambda: True) == (False, 0)   # a budget stop keeps it
+    assert newton.bend
+    assert run(eta=1e12)[0]                    # solved at once: kept
+    assert newton.bend
 
 
 @pytest.mark.parametrize("depth", [2, 3])
