@@ -16,9 +16,11 @@ from dualnets.lifting import Lifting
 from dualnets.patterns import sample_patterns
 from dualnets.problem import Problem
 from dualnets.registry import get_solver
+from dualnets.result import Result
 from dualnets.solvers import al_newton
 from dualnets.solvers.al import AugmentedLagrangian, warm_arrays
 from dualnets.solvers.al_inner import Subproblem
+from dualnets.solvers.al_fold import Folding
 from dualnets.solvers.al_newton import ConeSums, NewtonInner
 from dualnets.solvers.torch_ops import TorchLifting
 
@@ -148,6 +150,41 @@ def test_low_rank_newton_solve_equals_the_dense_one(depth, m1):
     dense = newton._solve(newton._dense(active, p, q, C), rhs, scale)
     assert accurate
     torch.testing.assert_close(low, dense, rtol=1e-8, atol=1e-10 * float(dense.abs().max()))
+
+
+def assert_folded_solve_is_the_dense_one(case: tuple) -> None:
+    """On a :func:`newton_case` with groups active with both signs, with one sign only, and
+    blocks with 1 .. m1 active groups, the system folded onto the patterns (:mod:`al_fold`)
+    gives the dense solve's direction (the loss's weights ``W`` at Z where they are not the
+    identity)."""
+    problem, ops, ws, newton, rng, Z, lam_i, lam_o = case
+    half, m1 = Z.shape[0] // 2, problem.m1
+    Z[0] = 0.0                                       # pattern 0: group 0 of its plus block
+    Z[half + m1] = 0.0                               # pattern 1: group 0 of its minus block
+    Z[half + 2 * m1: half + 3 * m1] = 0.0            # pattern 2: its whole minus block
+    Z[3 * m1: 4 * m1] = Z[half + 3 * m1: half + 4 * m1] = 0.0   # pattern 3: not at all
+    rho, beta = 2.0, problem.beta
+    ops.al_gradient(Z, lam_i, lam_o, rho, ws)
+    h = None if ops.loss.identity_hessian else ops.loss.hessian_diagonal(ws.yhat, ops.y)
+    active = torch.nonzero(torch.linalg.vector_norm(Z, dim=1) > 0).flatten()
+    norms = torch.linalg.vector_norm(Z[active], dim=1)
+    p, q, C, scale = newton._local_terms(active, Z[active] / norms[:, None], norms, rho, beta,
+                                         ws, damping=0.3, h=h)
+    rhs = torch.as_tensor(rng.standard_normal(active.numel() * problem.d))
+    fold = Folding(active, half, m1, problem.d)
+    assert fold.both.any() and fold.plus_only.any() and (fold.minus > fold.both).any()
+    assert fold.U.numel() == half - m1               # pattern 3's groups are not unknowns
+    folded = fold.solve(newton._half_block(fold.U, h), p, q, C, rhs, al_newton.RIDGE * scale,
+                        lambda R, b: newton._solve(R, b, scale))
+    dense = newton._solve(newton._dense(active, p, q, C, h), rhs, scale)
+    torch.testing.assert_close(folded, dense, rtol=1e-8, atol=1e-10 * float(dense.abs().max()))
+
+
+@pytest.mark.parametrize("m1", [1, 2, 3])
+@pytest.mark.parametrize("depth", [2, 3])
+def test_folded_newton_solve_equals_the_dense_one(depth, m1):
+    assert_folded_solve_is_the_dense_one(
+        newton_case(depth, seed=9, rng_seed=5, n=30, d=3, P=8, m1=m1))
 
 
 def test_newton_switches_the_bent_line_search_after_an_unsolved_subproblem(monkeypatch):
@@ -462,6 +499,48 @@ def test_rho_does_not_cycle_between_a_failing_and_a_working_value():
     assert_certified_match(problem, result)
     assert result.info["outer_iterations"] <= 12, result.info["outer_iterations"]
 
+
+
+def test_a_warm_start_rho_is_where_the_schedule_starts(monkeypatch):
+    """A warm start whose info carries rho starts the schedule there, within the bracket
+    [default / MAX_RHO_SOFTENING, default * max_rho_growth]; without one, at the default."""
+    from dualnets.solvers.al import MAX_RHO_SOFTENING
+
+    problem = random_problem(3, seed=2)
+    first = []
+    original = NewtonInner.set_rho
+    monkeypatch.setattr(NewtonInner, "set_rho",
+                        lambda self, rho: (first.append(rho), original(self, rho))[1])
+    solver = get_solver("al", working_set=False, max_iters=1)
+    cold = solver.solve(problem)
+    default = first[0]
+    for carried, expected in ((default / 30, default / 30), (default * 7, default * 7),
+                              (default * 1e-9, default / MAX_RHO_SOFTENING),
+                              (default * 1e9, default * NewtonInner.max_rho_growth)):
+        first.clear()
+        warm = Result("al", "optimal", Z=cold.Z, lam_inner=cold.lam_inner,
+                      lam_outer=cold.lam_outer, info={"rho": carried})
+        solver.solve(problem, warm_start=warm)
+        assert first[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_working_set_rounds_pass_their_last_rho_on(monkeypatch):
+    """Each working-set round starts at the rho its predecessor ended with."""
+    problem = random_problem(2, seed=3, n=40, P=30)
+    calls = []
+    original = AugmentedLagrangian._iterate
+
+    def recording(self, *args):
+        out = original(self, *args)
+        calls.append((args[-1], args[6].info["rho"]))      # (warm_rho, the round's last rho)
+        return out
+
+    monkeypatch.setattr(AugmentedLagrangian, "_iterate", recording)
+    result = get_solver("al").solve(problem)
+    assert result.info["working_set_rounds"] >= 2 and len(calls) >= 2
+    assert calls[0][0] is None
+    for (_, ended), (started, _) in zip(calls, calls[1:]):
+        assert started == ended
 
 @pytest.mark.slow
 def test_working_set_round_with_stalling_warm_multipliers_restarts_them():

@@ -19,7 +19,7 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from conftest import best_projected_adam
-from test_al import assert_newton_matrix_is_the_jacobian
+from test_al import assert_folded_solve_is_the_dense_one, assert_newton_matrix_is_the_jacobian
 from dualnets.certificate import certify, dual_point, scaled_dual
 from dualnets.cli import main
 from dualnets.dual_search import SearchConfig, default_search_solver, dual_search
@@ -298,6 +298,11 @@ def test_logistic_low_rank_newton_solve_equals_the_dense_one(depth):
     dense = newton._solve(newton._dense(active, p, q, C, h), rhs, scale)
     assert accurate
     torch.testing.assert_close(low, dense, rtol=1e-8, atol=1e-10 * float(dense.abs().max()))
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_logistic_folded_newton_solve_equals_the_dense_one(depth):
+    assert_folded_solve_is_the_dense_one(newton_case(depth, seed=9, n=30, d=3, P=8))
 
 
 # baselines, search, global bound --------------------------------------------------------------

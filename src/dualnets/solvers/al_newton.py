@@ -12,7 +12,10 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
 2. on the nonzero groups ``N`` of ``z'``, where ``phi`` is smooth,
    ``(H_NN + diag_g beta/||z'_g|| (I - u_g u_g') + (eps + tau) I) dz = -(grad f(z')_N +
    beta u_N)`` with ``u_g = z'_g / ||z'_g||`` and the Levenberg-Marquardt damping
-   ``tau = ||rhs|| / (STEP_RATIO ||z'_N||)`` (it vanishes with the residual), solved by a dense Cholesky, or, when ``n < |N| d / 2``, by
+   ``tau = ||rhs|| / (STEP_RATIO ||z'_N||)`` (it vanishes with the residual), solved by a
+   dense Cholesky of the system folded onto the patterns (:mod:`.al_fold`: at most
+   ``|N| d / 2`` unknowns, as ``A = [A_+, -A_+]``; planted n = 1200, d = 10, P = 50: 22 s
+   to 6.3 s for the same 286 steps), or, when ``n < |N| d / LOW_RANK_RATIO``, by
    Woodbury: everything but ``A_N'A_N`` is block diagonal per network block, so only an
    ``n x n`` matrix is factored (checked by iterative refinement; dense if that fails);
 3. Armijo backtracking on ``phi`` along ``dz``, where a group whose step would carry it
@@ -25,7 +28,7 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
    (that round: certified in 7-8 s).
 
 Only ``(Gd)^2``-sized pieces are formed, never the lifted matrix: ``A'A`` once, in chunks of
-rows (``A = [A_+, -A_+]``, so only ``K = A_+'A_+`` is computed), and ``B_S'B_S``, which is
+rows (``A = [A_+, -A_+]``, so only ``K = A_+'A_+`` is computed and kept), and ``B_S'B_S``, which is
 block diagonal (a ``d x d`` block per group for the inner cones, ``(m1 d)^2`` per block for the
 outer cones), kept as sums of the upper triangles of ``x_i x_i'`` (:class:`ConeSums`).  A loss
 whose Hessian ``W`` changes with the point (logistic) has no fixed ``A'WA``: each step forms
@@ -43,6 +46,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import eigsh
 
+from .al_fold import Folding
 from .al_inner import InnerSolver
 from .torch_ops import TorchLifting, Workspace
 
@@ -64,6 +68,9 @@ LOW_RANK_RESIDUAL = 1e-4   # relative residual it must reach, else the dense sol
 #                           (cond(D) ~ 1e17, refinement stalls at ~7e-6, the floor of the
 #                           residual's own round-off) went to the dense solve: 50 of its 70 s,
 #                           for the same 247 Newton iterates as with 1e-4 (19 s)
+LOW_RANK_RATIO = 4         # Woodbury rather than the folded dense solve when n < a d / this
+#                           (flops n^2 a d against (a d)^3 / 24; measured n = 120 and 200 at
+#                           a d = 720: 2.1 ms against 2.8, and 3.9 against 2.6)
 RECOUNT_FRACTION = 0.02   # more switched cone rows than this: recount with one GEMM
 NEWTON_STEPS = 50         # cap on Newton steps per subproblem
 MAX_STALLS = 3            # line searches in a row without decrease that end a subproblem
@@ -303,8 +310,8 @@ class NewtonInner(InnerSolver):
         self.dense = dense_fits(self.G, self.d)
         if self.dense:
             K = self._half_gram(X, weight[: self.G // 2])
-            self.gram = torch.cat([torch.cat([K, -K], 1), torch.cat([-K, K], 1)])   # A'A
-            self.gram_diagonal = self.gram.diagonal().clone()
+            self.gram = K                       # A'A = [[K, -K], [-K, K]]
+            self.gram_diagonal = K.diagonal().repeat(2)
             lmax = 2.0 * largest_eigenvalue(K) if K.numel() else 0.0
         else:                                   # low rank only: A (n x G d) is small
             A = lifted_columns(weight, X)
@@ -392,10 +399,10 @@ class NewtonInner(InnerSolver):
                                            beta, ws, damping, h)
         direction, accurate = None, False
         if self.col_weight is not None and (
-                not self.dense or 2 * self.ops.n < active.numel() * self.d):
+                not self.dense or LOW_RANK_RATIO * self.ops.n < active.numel() * self.d):
             direction, accurate = self._solve_low_rank(active, p, q, C, rhs, scale, h)
         if not accurate and self.dense:
-            direction = self._solve(self._dense(active, p, q, C, h), rhs, scale)
+            direction = self._solve_dense(active, p, q, C, rhs, scale, h)
         # without A'A an inaccurate low-rank direction is still tried: the line search
         # accepts it only if it descends
         if direction is None:                    # not numerically definite: the prox step
@@ -470,6 +477,29 @@ class NewtonInner(InnerSolver):
                 torch.float64)
         return ops.coef_out[rows].to(torch.float64)
 
+    def _solve_dense(self, active: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
+                     C: torch.Tensor, rhs: torch.Tensor, scale: float,
+                     h: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The Newton direction by the folded system (:mod:`.al_fold`), or, if its elimination
+        fails, by the full dense one; None if neither factorizes."""
+        fold = Folding(active, self.G // 2, self.m1, self.d)
+        direction = fold.solve(self._half_block(fold.U, h), p, q, C, rhs, RIDGE * scale,
+                               lambda R, b: self._solve(R, b, scale))
+        if direction is not None:
+            return direction
+        return self._solve(self._dense(active, p, q, C, h), rhs, scale)
+
+    def _half_block(self, half_groups: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        """``A_+'WA_+`` on the columns of the (positive-sign) groups ``half_groups`` (sorted,
+        distinct)."""
+        if h is not None:
+            return self._half_gram(self.X64, self._column_weights(half_groups) * h.sqrt())
+        if half_groups.numel() == self.G // 2:
+            return self.gram                    # the stored matrix itself: not to be modified
+        d = self.d
+        cols = (half_groups[:, None] * d + torch.arange(d, device=half_groups.device)).flatten()
+        return self.gram.index_select(0, cols).index_select(1, cols)
+
     def _dense(self, active: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
                C: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         """The Newton matrix ``A'WA + blocks`` on the groups ``active``, dense (``W =
@@ -477,11 +507,12 @@ class NewtonInner(InnerSolver):
         a, d = active.numel(), self.d
         if h is not None:
             M = self._half_gram(self.X64, self._column_weights(active) * h.sqrt())
-        elif a == self.G:
-            M = self.gram.clone()
         else:
-            cols = (active[:, None] * d + torch.arange(d, device=active.device)).flatten()
+            half = self.G // 2
+            sign = torch.where(active < half, 1.0, -1.0).to(torch.float64).repeat_interleave(d)
+            cols = ((active % half)[:, None] * d + torch.arange(d, device=active.device)).flatten()
             M = self.gram.index_select(0, cols).index_select(1, cols)
+            M *= sign[:, None] * sign[None, :]
         blocks = M.view(a, d, a, d).permute(0, 2, 1, 3)          # a view: (a, a, d, d)
         blocks.index_put_((p, q), C, accumulate=True)
         off = p != q

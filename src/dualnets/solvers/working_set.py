@@ -5,7 +5,8 @@ At an optimum only a few blocks ``b = (c, sigma)`` are nonzero.  The loop keeps 
 patterns ``W`` (a pattern brings both of its sign blocks) and repeats:
 
 1. solve the program restricted to ``W`` with the augmented Lagrangian (:mod:`.al`, warm
-   started: groups and multipliers matched by pattern identity, ``torch_run.warm_arrays``);
+   started: groups and multipliers matched by pattern identity, ``torch_run.warm_arrays``,
+   and the last round's ``rho``);
 2. price every block outside ``W`` at the restricted dual point ``v = grad L(A z)`` (the
    residual ``A z - y`` for the squared loss; :mod:`.al_pricing`):
    ``p_b = min_{lam_b >= 0} max_j ||(A_b'v - B_b'lam_b)_j||``;
@@ -54,7 +55,8 @@ INEXACT_RATIO = 0.1    # a round solves the restricted program to this fraction 
 
 class WorkingSetState:
     """Full-size arrays of the current point: ``Z`` (G, d), ``lam_i`` (G, n), ``lam_o`` (B, n)
-    (depth 3, else None), the working set ``members`` (pattern indices) and the last prices."""
+    (depth 3, else None), the working set ``members`` (pattern indices), the last prices and
+    the AL penalty ``rho`` of the last round (None before the first)."""
 
     def __init__(self, problem: Problem, lift: Lifting, warm_start: Result | None):
         G, B, n, d = lift.n_groups, lift.n_blocks, problem.n, problem.d
@@ -71,6 +73,7 @@ class WorkingSetState:
         nonzero = np.linalg.norm(self.Z, axis=1).reshape(2, P, m1).max(axis=(0, 2)) > 0
         self.members = np.flatnonzero(nonzero)
         self.prices: dict[int, BlockPrice] = {}
+        self.rho = None if warm_start is None else warm_start.info.get("rho")
 
     def groups(self, lift: Lifting, patterns: np.ndarray) -> np.ndarray:
         """Group rows of ``patterns``, both signs, in the restricted problem's order."""
@@ -81,7 +84,7 @@ class WorkingSetState:
     def as_result(self, problem: Problem) -> Result:
         """The current point as a warm start (``warm_arrays`` maps it by pattern identity)."""
         return Result("al", "optimal", Z=self.Z, lam_inner=self.lam_i, lam_outer=self.lam_o,
-                      info={"patterns": problem.patterns})
+                      info={"patterns": problem.patterns, "rho": self.rho})
 
 
 def restricted_problem(problem: Problem, members: np.ndarray) -> Problem:
@@ -278,6 +281,7 @@ class _Run:
         self.info = {k: v for k, v in result.info.items() if k != "patterns"}
         rows = state.groups(self.lift, state.members)
         state.Z[rows] = result.Z
+        state.rho = result.info.get("rho")
         state.lam_i[rows] = result.lam_inner
         if state.lam_o is not None:
             blocks = np.concatenate([state.members, state.members + self.lift.n_patterns])
