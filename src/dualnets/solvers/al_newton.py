@@ -28,12 +28,13 @@ One step, in the spirit of SSNAL (Li, Sun & Toh, 2018) applied to the primal:
    (that round: certified in 7-8 s).
 
 Only ``(Gd)^2``-sized pieces are formed, never the lifted matrix: ``A'A`` once, in chunks of
-rows (``A = [A_+, -A_+]``, so only ``K = A_+'A_+`` is computed and kept), and ``B_S'B_S``, which is
-block diagonal (a ``d x d`` block per group for the inner cones, ``(m1 d)^2`` per block for the
-outer cones), kept as sums of the upper triangles of ``x_i x_i'`` (:class:`ConeSums`).  A loss
-whose Hessian ``W`` changes with the point (logistic) has no fixed ``A'WA``: each step forms
-``A_N'WA_N`` on the nonzero groups from their columns in row chunks (dense solve, ``n (|N|
-d)^2`` flops), or scales the rows of ``A_N`` by ``sqrt(W)`` (Woodbury); ``A'A`` then only
+rows (``A = [A_+, -A_+]``, so only ``K = A_+'A_+`` is computed and kept), and ``B_S'B_S``,
+which is block diagonal (a ``d x d`` block per group for the inner cones, ``(m1 d)^2`` per
+block for the outer cones), kept as sums of the upper triangles of ``x_i x_i'``
+(:class:`ConeSums`).  A loss whose Hessian ``W`` changes with the point (logistic) has no
+fixed ``A'WA``: each step forms ``A_+'WA_+`` on the positive groups of the nonzero ones'
+patterns from their columns in row chunks (dense solve, at most ``n (|N| d)^2`` flops), or
+scales the rows of ``A_N`` by ``sqrt(W)`` (Woodbury); ``A'A`` then only
 bounds ``lmax(H)``, by ``curvature lmax(A'A)``.  Everything here is float64; gradients and
 values come from the caller's :class:`TorchLifting` in its dtype.
 """
