@@ -485,7 +485,7 @@ class NewtonInner(InnerSolver):
         fails, by the full dense one; None if neither factorizes."""
         fold = Folding(active, self.G // 2, self.m1, self.d)
         direction = fold.solve(self._half_block(fold.U, h), p, q, C, rhs, RIDGE * scale,
-                               lambda R, b: self._solve(R, b, scale))
+                               lambda R: self._cholesky(R, scale, 0.0))
         if direction is not None:
             return direction
         return self._solve(self._dense(active, p, q, C, h), rhs, scale)
@@ -594,18 +594,28 @@ class NewtonInner(InnerSolver):
         out[:, self.upper[1], self.upper[0]] = upper
         return out
 
-    @staticmethod
-    def _solve(M: torch.Tensor, rhs: torch.Tensor, scale: float) -> torch.Tensor | None:
+    @classmethod
+    def _solve(cls, M: torch.Tensor, rhs: torch.Tensor, scale: float) -> torch.Tensor | None:
         """``M^{-1} rhs`` by Cholesky (M is overwritten), with a ridge ``RIDGE * scale`` grown
         until the factorization succeeds; None if it fails even with a ridge of ``scale``."""
-        ridge = added = RIDGE * scale
+        L = cls._cholesky(M, scale, RIDGE * scale)
+        if L is None:
+            return None
+        half = torch.linalg.solve_triangular(L, rhs[:, None], upper=False)
+        return torch.linalg.solve_triangular(L.mT, half, upper=True).flatten()
+
+    @staticmethod
+    def _cholesky(M: torch.Tensor, scale: float, ridge: float) -> torch.Tensor | None:
+        """The lower Cholesky factor of ``M + ridge I`` (``M`` is overwritten), the ridge grown
+        100x (from ``RIDGE * scale`` if it starts at 0) until the factorization succeeds; None
+        if it fails even with a ridge of ``scale``."""
+        added = 0.0
         while True:
-            M.diagonal().add_(added)
+            M.diagonal().add_(ridge - added)
+            added = ridge
             L, info = torch.linalg.cholesky_ex(M)
             if int(info) == 0:
-                half = torch.linalg.solve_triangular(L, rhs[:, None], upper=False)
-                return torch.linalg.solve_triangular(L.mT, half, upper=True).flatten()
-            added = 99.0 * ridge
-            ridge *= 100.0
+                return L
+            ridge = max(100.0 * ridge, RIDGE * scale)
             if not math.isfinite(ridge) or ridge > scale:
                 return None
