@@ -8,7 +8,8 @@ groups active with both signs) the quadratic ``x'Mx = s'Ks + x_+'D_+x_+ + x_-'D_
 block diagonal in ``w`` per pattern, so ``w`` is eliminated pattern by pattern (batched
 ``m1 d`` blocks) and only ``K_UU + Schur`` is factored, ``U`` the groups active with either
 sign: at most ``G d / 2`` unknowns, an eighth of the dense Cholesky's flops.  With
-``F = diag(both)``, ``P_1 = diag(plus only)``, ``E = diag(minus)``::
+``F = diag(both)``, ``P_1 = diag(plus only)``, ``E = diag(minus)``, ``P_2 = E - F`` (minus
+only)::
 
     x_+ = P_1 s + F w,   x_- = F (w - s) - P_2 s
     H_ww = F (D_+ + D_-) F,   H_sw = P_1 D_+ F - E D_- F,   H_ss = P_1 D_+ P_1 + E D_- E
@@ -23,7 +24,7 @@ import torch
 
 REFINEMENTS = 2            # iterative refinement steps of the folded solve
 REFINED_RESIDUAL = 1e-10   # relative residual below which it stops refining
-REFINE_CONDITION = 1e3     # ... which it skips when H_ww is better conditioned than this (a
+REFINE_CONDITION = 1e3     # no refinement when H_ww is better conditioned than this (by a
 #                            lower bound of its condition number from the Cholesky pivots)
 
 
