@@ -28,6 +28,13 @@ REFINE_CONDITION = 1e3     # no refinement when H_ww is better conditioned than 
 #                            lower bound of its condition number from the Cholesky pivots)
 
 
+def cholesky_apply(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(L L')^{-1} b`` for a vector ``b`` by two triangular solves (3x faster than
+    ``torch.cholesky_solve`` on one vector at 1000 unknowns)."""
+    half = torch.linalg.solve_triangular(L, b[:, None], upper=False)
+    return torch.linalg.solve_triangular(L.mT, half, upper=True).flatten()
+
+
 class Folding:
     """The groups ``active`` (sorted indices in ``[0, G)``, ``G/2`` per sign) laid out by
     pattern: ``U`` the half-group indices active with either sign, and for every pattern of
@@ -37,11 +44,11 @@ class Folding:
         self.m1, self.d, self.q = m1, d, m1 * d
         self.plus_group = active < half
         h = active % half
-        self.U, self.slot = torch.unique(h, return_inverse=True)      # slot: active -> U
+        self.U, slot = torch.unique(h, return_inverse=True)           # slot: active -> U
         patterns, self.u_pattern = torch.unique(self.U // m1, return_inverse=True)
         self.u_j = self.U % m1
         self.n_patterns = patterns.numel()
-        self.pattern = self.u_pattern[self.slot]                       # of every active group
+        self.pattern = self.u_pattern[slot]                            # of every active group
         self.j = h % m1
         shape = (self.n_patterns, m1)
         plus = torch.zeros(shape, dtype=torch.bool, device=active.device)
@@ -138,8 +145,7 @@ class Folding:
             g_w = F * (r_plus + r_minus)
             t = torch.cholesky_solve(g_w[:, :, None], L)
             b_U = on_U(g_s - (H_sw @ t).squeeze(2))
-            half = torch.linalg.solve_triangular(L_R, b_U[:, None], upper=False)
-            s = from_U(torch.linalg.solve_triangular(L_R.mT, half, upper=True).flatten())
+            s = from_U(cholesky_apply(L_R, b_U))
             w = torch.cholesky_solve(g_w[:, :, None] - H_sw.mT @ s[:, :, None], L).squeeze(2)
             return to_active(P1 * s + F * w, F * (w - s) - (E - F) * s)
 
@@ -151,13 +157,11 @@ class Folding:
 
         x = solve_once(rhs)
         pivots = L.diagonal(dim1=1, dim2=2)[F > 0]
-        if pivots.numel() == 0 or float(pivots.max() / pivots.min()) ** 2 < REFINE_CONDITION:
-            return x if bool(torch.isfinite(x).all()) else None
-        target = REFINED_RESIDUAL * float(torch.linalg.vector_norm(rhs))
-        for _ in range(REFINEMENTS):
-            residual = rhs - apply(x)
-            error = float(torch.linalg.vector_norm(residual))
-            if not error > target:
-                break
-            x = x + solve_once(residual)
+        if pivots.numel() and float(pivots.max() / pivots.min()) ** 2 >= REFINE_CONDITION:
+            target = REFINED_RESIDUAL * float(torch.linalg.vector_norm(rhs))
+            for _ in range(REFINEMENTS):
+                residual = rhs - apply(x)
+                if not float(torch.linalg.vector_norm(residual)) > target:
+                    break
+                x = x + solve_once(residual)
         return x if bool(torch.isfinite(x).all()) else None

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import eigsh
 
-from .al_fold import Folding
+from .al_fold import Folding, cholesky_apply
 from .al_inner import InnerSolver
 from .torch_ops import TorchLifting, Workspace
 
@@ -497,6 +497,11 @@ class NewtonInner(InnerSolver):
             return self._half_gram(self.X64, self._column_weights(half_groups) * h.sqrt())
         if half_groups.numel() == self.G // 2:
             return self.gram                    # the stored matrix itself: not to be modified
+        return self._gram_block(half_groups)
+
+    def _gram_block(self, half_groups: torch.Tensor) -> torch.Tensor:
+        """A copy of ``K = A_+'A_+`` on the columns of the positive groups ``half_groups``
+        (repeats allowed)."""
         d = self.d
         cols = (half_groups[:, None] * d + torch.arange(d, device=half_groups.device)).flatten()
         return self.gram.index_select(0, cols).index_select(1, cols)
@@ -511,9 +516,7 @@ class NewtonInner(InnerSolver):
         else:
             half = self.G // 2
             sign = torch.where(active < half, 1.0, -1.0).to(torch.float64).repeat_interleave(d)
-            cols = ((active % half)[:, None] * d + torch.arange(d, device=active.device)).flatten()
-            M = self.gram.index_select(0, cols).index_select(1, cols)
-            M *= sign[:, None] * sign[None, :]
+            M = self._gram_block(active % half) * sign[:, None] * sign[None, :]
         blocks = M.view(a, d, a, d).permute(0, 2, 1, 3)          # a view: (a, a, d, d)
         blocks.index_put_((p, q), C, accumulate=True)
         off = p != q
@@ -599,10 +602,7 @@ class NewtonInner(InnerSolver):
         """``M^{-1} rhs`` by Cholesky (M is overwritten), with a ridge ``RIDGE * scale`` grown
         until the factorization succeeds; None if it fails even with a ridge of ``scale``."""
         L = cls._cholesky(M, scale, RIDGE * scale)
-        if L is None:
-            return None
-        half = torch.linalg.solve_triangular(L, rhs[:, None], upper=False)
-        return torch.linalg.solve_triangular(L.mT, half, upper=True).flatten()
+        return None if L is None else cholesky_apply(L, rhs)
 
     @staticmethod
     def _cholesky(M: torch.Tensor, scale: float, ridge: float) -> torch.Tensor | None:
