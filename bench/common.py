@@ -80,15 +80,18 @@ def warm_up(name: str, solver, profile: Profile) -> None:
         _warm.add(name)
 
 
-def require(name: str, problem: Problem, options: dict, max_nd: int | None = None):
+def require(name: str, problem: Problem, options: dict, max_nd: int | None = None,
+            max_d: int | None = None):
     """An instance of method ``name`` with ``options`` for ``problem``; NotImplementedError
-    (asv: skip) if the method is not registered, ``n * d`` is above ``max_nd``, or it does not
-    support the problem."""
+    (asv: skip) if the method is not registered, ``n * d`` is above ``max_nd``, ``d`` above
+    ``max_d``, or it does not support the problem."""
     if name not in available_solvers():
         raise NotImplementedError(f"{name!r} is not registered in this version of dualnets")
     if max_nd is not None and problem.n * problem.d > max_nd:
         raise NotImplementedError(
             f"{name} skipped at n*d = {problem.n * problem.d}: above its limit {max_nd}")
+    if max_d is not None and problem.d > max_d:
+        raise NotImplementedError(f"{name} skipped at d = {problem.d}: above its limit {max_d}")
     solver = get_solver(name, **options)
     ok, why = solver.supports(problem)
     if not ok:
@@ -107,13 +110,14 @@ def model_of(name: str) -> str | None:
     return solver_class(name).model if name in available_solvers() else None
 
 
-def run(name: str, problem: Problem, options: dict, max_nd: int | None = None) -> dict:
+def run(name: str, problem: Problem, options: dict, max_nd: int | None = None,
+        max_d: int | None = None) -> dict:
     """``metrics.evaluate`` of one solve, or ``{"skipped": reason}`` / ``{"error": message}``.
 
     Errors are recorded, not raised, so that one failing method fails only its own benchmarks.
     """
     try:
-        solver = require(name, problem, options, max_nd)
+        solver = require(name, problem, options, max_nd, max_d)
     except NotImplementedError as exc:
         return {"skipped": str(exc)}
     try:
@@ -134,8 +138,9 @@ def reference(problem: Problem, profile: Profile) -> dict:
     ``profile.reference_gap``; otherwise the row carries an error.
     """
     reasons = []
-    for name, options, max_nd in profile.references:
-        row = run(name, problem, options, max_nd)
+    for ref in profile.references:
+        name = ref.name
+        row = run(name, problem, ref.options, ref.max_nd, ref.max_d)
         if "skipped" in row:
             reasons.append(row["skipped"])
             continue
