@@ -80,6 +80,7 @@ def run_solver(args, n: int, d: int, solver: str) -> dict:
                                     max_threads=args.threads),
                    "al": dict(max_seconds=args.limit, threads=args.threads, device=args.device,
                               dtype=args.dtype, working_set=not args.no_working_set),
+                   "ipm": dict(max_seconds=args.limit, threads=args.threads, device=args.device),
                    "gated-fista": dict(max_seconds=args.limit, threads=args.threads)}[solver]
         start = time.perf_counter()
         result = get_solver(solver, **options).solve(problem)
@@ -87,7 +88,7 @@ def run_solver(args, n: int, d: int, solver: str) -> dict:
         row = evaluate(problem, result, prune=False)
     out = dict(solver=solver, dataset=args.dataset, model=result.model, n=n, d=d,
                P=problem.n_patterns, inner=result.info.get("inner", ""),
-               device=args.device if solver == "al" else "cpu",
+               device=args.device if solver in ("al", "ipm") else "cpu",
                dtype=args.dtype if solver == "al" else "float64",
                working_set_patterns=result.info.get("working_set_patterns"),
                threads=args.threads, status=result.status, iterations=result.iterations,
@@ -261,7 +262,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[1600])
     parser.add_argument("--d", type=int, nargs="+", default=[10])
     parser.add_argument("--solvers", nargs="+", default=["al"],
-                        help="registered solvers: al, gated-fista, clarabel")
+                        help="registered solvers: al, ipm, gated-fista, clarabel")
     parser.add_argument("--m1", type=int, default=2)
     parser.add_argument("--P", type=int, default=50)
     parser.add_argument("--depth", type=int, default=3)
@@ -273,7 +274,7 @@ def main() -> None:
                         help="Clarabel's direct_solve_method (faer was 1.4x faster at n = 1600)")
     parser.add_argument("--dataset", default="planted",
                         help="planted (n, d as given) or a real dataset (all training rows)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="al's device")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="al's and ipm's device")
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     parser.add_argument("--no-working-set", action="store_true",
                         help="al over every block at once (working_set=False)")

@@ -42,6 +42,7 @@ def run_one(problem, solver: str, limit: float) -> dict:
     from dualnets.registry import get_solver
 
     options = {"al": dict(max_seconds=limit, threads=1),
+               "ipm": dict(max_seconds=limit, threads=1),
                "clarabel": dict(max_threads=1)}[solver]
     start = time.perf_counter()
     try:
@@ -61,7 +62,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=30)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--solvers", nargs="+", default=["al", "clarabel"])
-    parser.add_argument("--limit", type=float, default=60.0, help="al's max_seconds")
+    parser.add_argument("--limit", type=float, default=60.0, help="al's and ipm's max_seconds")
     parser.add_argument("--n", type=int, default=120)
     parser.add_argument("--d", type=int, default=6)
     parser.add_argument("--P", type=int, default=20)

@@ -73,3 +73,12 @@ def best_projected_adam(problem: Problem, restarts: int, steps: int, K: int = 4,
                 W1 /= W1.flatten(2).norm(dim=2).clamp_min(1.0)[:, :, None, None]
     with torch.no_grad():
         return float(objectives().min())
+
+
+@pytest.fixture
+def al_without_ipm(monkeypatch):
+    """al's "auto" without its interior-point choice, for the tests of the augmented
+    Lagrangian itself (that choice is tested in test_ipm.py)."""
+    from dualnets.solvers import ipm
+
+    monkeypatch.setattr(ipm, "MAX_CONE_ROWS", 0)

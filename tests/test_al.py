@@ -24,6 +24,8 @@ from dualnets.solvers.al_fold import Folding
 from dualnets.solvers.al_newton import ConeSums, NewtonInner
 from dualnets.solvers.torch_ops import TorchLifting
 
+pytestmark = pytest.mark.usefixtures("al_without_ipm")
+
 TOL = 1e-6
 
 
@@ -376,8 +378,8 @@ def test_bad_options_name_expected_and_got():
         AugmentedLagrangian(device="tpu")
     with pytest.raises(ValueError, match="rho_scale must be > 0, got -1"):
         AugmentedLagrangian(rho_scale=-1)
-    with pytest.raises(ValueError, match=r"inner must be one of \('auto', 'newton', 'fista'\), "
-                       r"got 'bogus'"):
+    with pytest.raises(ValueError, match=r"inner must be one of \('auto', 'newton', 'fista', "
+                       r"'ipm'\), got 'bogus'"):
         AugmentedLagrangian(inner="bogus")
 
 
@@ -388,7 +390,7 @@ def test_cli_bad_inner_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.splitlines() == ["dualnets: error: inner must be one of ('auto', 'newton', "
-                                "'fista'), got 'bogus'"]
+                                "'fista', 'ipm'), got 'bogus'"]
 
 
 def test_trace_and_timings():

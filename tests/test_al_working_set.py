@@ -17,6 +17,8 @@ from dualnets.varied import varied_data
 from dualnets.solvers.al import AugmentedLagrangian
 from dualnets.solvers.al_pricing import BlockPricer
 
+pytestmark = pytest.mark.usefixtures("al_without_ipm")
+
 TOL = 1e-6
 
 

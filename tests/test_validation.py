@@ -129,7 +129,7 @@ OPTION_PROBES = [
     ("al", "gap_tol=abc", r"option 'gap_tol' of solver 'al' must be a number or none, got 'abc'"),
     ("al", "line_search=maybe", r"option 'line_search' of solver 'al' must be true or false"),
     ("al", "wings=2", r"unknown option 'wings' for solver 'al'; it takes device, dtype, gap_tol"),
-    ("al", "inner=bogus", r"error: inner must be one of \('auto', 'newton', 'fista'\)"),
+    ("al", "inner=bogus", r"error: inner must be one of \('auto', 'newton', 'fista', 'ipm'\)"),
     ("al", "=3", r"--solver-option needs KEY=VALUE, got '=3'"),
 ]
 

@@ -64,8 +64,10 @@ algebra is float64 whatever the dtype.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -79,13 +81,14 @@ from .al_inner import FistaInner, InnerSolver, Subproblem
 from .al_newton import NewtonInner, newton_fits
 from .al_polish import polish
 from .base import check_budget
+from . import ipm
 from .torch_ops import TorchLifting, TorchSolver, Workspace
 from .torch_run import DEFAULT_TOL, Check, Checker, Clock, RunState, to_numpy, warm_arrays
 from .working_set import solve_working_set
 
 CHECK_FRACTION = 0.25       # a multiplier update and check at least this often (of
 #                             max_seconds); the demo's al+network spent its 15 s in one subproblem
-INNER_METHODS = ("auto", "newton", "fista")
+INNER_METHODS = ("auto", "newton", "fista", "ipm")
 MAX_RHO_SOFTENING = 1e3     # newton: rho never drops below its start over this
 
 
@@ -173,8 +176,11 @@ class AugmentedLagrangian(TorchSolver):
         self.polish_at, self.line_search = float(polish_at), bool(line_search)
         self.threads, self.trace_every, self.verbose = threads, int(trace_every), verbose
         self.working_set = bool(working_set)
+        self._auto_ipm = True    # False in the fallback after an uncertified ipm solve
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
+        if self._takes_ipm(problem):
+            return self._solve_by_ipm(problem, warm_start)
         if self.working_set:
             return solve_working_set(self, problem, warm_start)
         start = time.perf_counter()
@@ -205,6 +211,46 @@ class AugmentedLagrangian(TorchSolver):
             solve_seconds=state.info.pop("seconds"), warmup_seconds=warmup,
             iterations=state.iterations, trace=tuple(state.trace), info=state.info,
             message=state.info.get("message", ""))
+
+    def _takes_ipm(self, problem: Problem) -> bool:
+        """``inner="ipm"``, or ``"auto"`` on a float64 squared-loss program within
+        ``ipm.ipm_fits`` (not in the fallback after an uncertified interior-point solve)."""
+        if self.inner == "ipm":
+            if problem.loss != "squared":
+                raise ValueError(f"inner='ipm' solves the squared loss only, got "
+                                 f"{problem.loss!r}; use inner='auto'")
+            return True
+        lift = Lifting.from_problem(problem)
+        return self.inner == "auto" and self._auto_ipm and self.dtype == "float64" and \
+            problem.loss == "squared" and ipm.ipm_fits(problem.n, lift.n_groups, lift.n_blocks,
+                                                   problem.d, problem.depth)
+
+    def _solve_by_ipm(self, problem: Problem, warm_start: Result | None) -> Result:
+        """The whole program by the interior-point method (:mod:`.ipm`, cold: it takes no warm
+        start); under ``"auto"`` an uncertified end hands the rest of the budget to the AL,
+        warm started from the interior point's iterate."""
+        interior = ipm.InteriorPoint(gap_tol=self.gap_tol, violation_tol=self.violation_tol,
+                            max_iters=min(self.max_iters, ipm.MAX_ITERS),
+                            max_seconds=self.max_seconds, device=self.device,
+                            threads=None, verbose=self.verbose)
+        result = interior.solve(problem)
+        info = dict(result.info, inner="ipm", patterns=problem.patterns)
+        elapsed = result.setup_seconds + result.solve_seconds
+        left = self.max_seconds - elapsed, self.max_iters - result.iterations
+        if result.status == "optimal" or self.inner == "ipm" or left[0] <= 0 or left[1] < 1:
+            return replace(result, solver=self.name, info=info)
+        fallback = copy.copy(self)
+        fallback._auto_ipm = False
+        fallback.max_seconds, fallback.max_iters = left
+        rest = fallback._solve(problem, replace(result, info=info))
+        info = dict(rest.info, ipm_status=result.status, ipm_iterations=result.iterations,
+                    ipm_seconds=elapsed)
+        shifted = tuple((seconds + elapsed, it + result.iterations, *row)
+                        for seconds, it, *row in rest.trace)
+        return replace(rest, setup_seconds=rest.setup_seconds + result.setup_seconds,
+                       solve_seconds=rest.solve_seconds + result.solve_seconds,
+                       iterations=rest.iterations + result.iterations,
+                       trace=result.trace + shifted, info=info)
 
     def _inner_solver(self, problem: Problem, lift: Lifting, ops: TorchLifting,
                       ws: Workspace) -> InnerSolver:

@@ -90,14 +90,23 @@ class Folding:
 
     def solve(self, K_U: torch.Tensor, p: torch.Tensor, q: torch.Tensor, C: torch.Tensor,
               rhs: torch.Tensor, ridge: float, factor) -> torch.Tensor | None:
-        """``(M + ridge I)^{-1} rhs`` on the active groups (module docstring), ``K_U`` the Gram
+        """``(M + ridge I)^{-1} rhs`` on the active groups: :meth:`factorize`, then its
+        solve; None if a factorization fails or the result is not finite."""
+        solve = self.factorize(K_U, p, q, C, ridge, factor)
+        return None if solve is None else solve(rhs)
+
+    def factorize(self, K_U: torch.Tensor, p: torch.Tensor, q: torch.Tensor, C: torch.Tensor,
+                  ridge: float, factor):
+        """The solve ``rhs -> (M + ridge I)^{-1} rhs`` on the active groups (module
+        docstring; it returns None when its result is not finite), or None when a
+        factorization fails.  ``K_U`` is the Gram
         matrix of ``A_+`` on the columns of ``U`` (not modified); ``factor(R)`` is the lower
         Cholesky factor of the reduced matrix (None if it fails).  The elimination is not
         backward stable where ``H_ww`` is ill conditioned (residuals up to 4e-5 of ``rhs``
         against the dense solve's 1e-7), so up to ``REFINEMENTS`` steps of iterative
         refinement follow, with ``M x`` from the folded pieces, unless the pivots of ``H_ww``
         bound its condition below ``REFINE_CONDITION`` (at 1e6 some residuals stayed at 7e-9,
-        70x the dense solve's).  None if a factorization fails or the result is not finite."""
+        70x the dense solve's)."""
         D_plus, D_minus = self.blocks(p, q, C, ridge)
         F, P1, E = self.both, self.plus_only, self.minus
         col = lambda m: m[:, :, None]                    # noqa: E731  diag(m) from the left
@@ -133,7 +142,8 @@ class Folding:
             return out.view(self.n_patterns, self.q)
 
         def to_active(x_plus: torch.Tensor, x_minus: torch.Tensor) -> torch.Tensor:
-            out = torch.empty_like(rhs).view(-1, d)
+            out = torch.empty((self.plus_group.numel(), d), dtype=x_plus.dtype,
+                              device=x_plus.device)
             plus = self.plus_group
             out[plus] = x_plus.view(-1, m1, d)[self.pattern[plus], self.j[plus]]
             out[~plus] = x_minus.view(-1, m1, d)[self.pattern[~plus], self.j[~plus]]
@@ -155,13 +165,19 @@ class Folding:
             return to_active(Ks + (D_plus @ x_plus[:, :, None]).squeeze(2),
                              -Ks + (D_minus @ x_minus[:, :, None]).squeeze(2))
 
-        x = solve_once(rhs)
         pivots = L.diagonal(dim1=1, dim2=2)[F > 0]
-        if pivots.numel() and float(pivots.max() / pivots.min()) ** 2 >= REFINE_CONDITION:
-            target = REFINED_RESIDUAL * float(torch.linalg.vector_norm(rhs))
-            for _ in range(REFINEMENTS):
-                residual = rhs - apply(x)
-                if not float(torch.linalg.vector_norm(residual)) > target:
-                    break
-                x = x + solve_once(residual)
-        return x if bool(torch.isfinite(x).all()) else None
+        refine = bool(pivots.numel()) and \
+            float(pivots.max() / pivots.min()) ** 2 >= REFINE_CONDITION
+
+        def solve(rhs: torch.Tensor) -> torch.Tensor | None:
+            x = solve_once(rhs)
+            if refine:
+                target = REFINED_RESIDUAL * float(torch.linalg.vector_norm(rhs))
+                for _ in range(REFINEMENTS):
+                    residual = rhs - apply(x)
+                    if not float(torch.linalg.vector_norm(residual)) > target:
+                        break
+                    x = x + solve_once(residual)
+            return x if bool(torch.isfinite(x).all()) else None
+
+        return solve

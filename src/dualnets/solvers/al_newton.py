@@ -187,6 +187,15 @@ class _BlockBatches:
         return out.flatten()
 
 
+def lifted_weights(ops: TorchLifting) -> torch.Tensor:
+    """A's column weights ``sigma E s D`` per group (depth 2: ``sigma s D``), (G, n) float64:
+    the columns of group ``g`` are ``weight_g * X``."""
+    if ops.depth == 3:
+        return ops.coef.to(torch.float64) * ops.out_weight.to(torch.float64).repeat_interleave(
+            ops.m1, dim=0)
+    return ops.coef_out.to(torch.float64)
+
+
 def prox_step(Z: torch.Tensor, grad: torch.Tensor, t: float,
               beta: float) -> tuple[torch.Tensor, float]:
     """``z' = prox_{t beta}(z - t grad)`` and ``max_g ||z_g - z'_g|| / (t beta)``.
@@ -301,16 +310,13 @@ class NewtonInner(InnerSolver):
         X = ops.X.to(f64)
         self.upper = torch.triu_indices(self.d, self.d, device=dev)
         self.XX = X[:, self.upper[0]] * X[:, self.upper[1]]      # (n, d(d+1)/2): x_i x_i'
-        if ops.depth == 3:                      # A's column weights sigma E s D, (G, n)
-            weight = ops.coef.to(f64) * ops.out_weight.to(f64).repeat_interleave(self.m1, dim=0)
-        else:
-            weight = ops.coef_out.to(f64)
+        weight = lifted_weights(ops)
         # columns of A for the low-rank solve, kept only where it can be used
         self.X64 = X
         self.col_weight = weight if low_rank_fits(ops.n, self.G, self.d) else None
         self.dense = dense_fits(self.G, self.d)
         if self.dense:
-            K = self._half_gram(X, weight[: self.G // 2])
+            K = self.half_gram(X, weight[: self.G // 2])
             self.gram = K                       # A'A = [[K, -K], [-K, K]]
             self.gram_diagonal = K.diagonal().repeat(2)
             lmax = 2.0 * largest_eigenvalue(K) if K.numel() else 0.0
@@ -335,7 +341,7 @@ class NewtonInner(InnerSolver):
         self._evaluated = None
 
     @staticmethod
-    def _half_gram(X: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def half_gram(X: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``K = A_+' A_+`` with columns ``weight_g * X`` of A_+, accumulated over row chunks."""
         Gh, n = weight.shape
         d = X.shape[1]
@@ -494,7 +500,7 @@ class NewtonInner(InnerSolver):
         """``A_+'WA_+`` on the columns of the (positive-sign) groups ``half_groups`` (sorted,
         distinct)."""
         if h is not None:
-            return self._half_gram(self.X64, self._column_weights(half_groups) * h.sqrt())
+            return self.half_gram(self.X64, self._column_weights(half_groups) * h.sqrt())
         if half_groups.numel() == self.G // 2:
             return self.gram                    # the stored matrix itself: not to be modified
         return self._gram_block(half_groups)
@@ -512,7 +518,7 @@ class NewtonInner(InnerSolver):
         diag(h)``, the identity when ``h`` is None: a slice of the Gram matrix)."""
         a, d = active.numel(), self.d
         if h is not None:
-            M = self._half_gram(self.X64, self._column_weights(active) * h.sqrt())
+            M = self.half_gram(self.X64, self._column_weights(active) * h.sqrt())
         else:
             half = self.G // 2
             sign = torch.where(active < half, 1.0, -1.0).to(torch.float64).repeat_interleave(d)

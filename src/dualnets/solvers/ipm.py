@@ -1,0 +1,470 @@
+"""A primal-dual interior-point method that exploits the program's structure (registered "ipm").
+
+The ReLU program (squared loss) as a conic QP over ``x = (z, t)``::
+
+    min 1/2 ||A z - y||^2 + beta sum_g t_g   s.t.  s_l = B z >= 0,  s_g = (t_g, z_g) in SOC
+
+solved by Mehrotra's predictor-corrector with Nesterov-Todd scaling, as CVXOPT's ``coneqp``
+(Vandenberghe 2010, "The CVXOPT linear and quadratic cone program solvers"), from the
+infeasible start ``x = 0``, ``s = lambda = e``.  Its dual variables are the cone multipliers
+``lambda_l >= 0`` of ``B z >= 0`` and ``lambda_g = (beta, A'r - B'lambda_l)_g``, so every
+iterate is certified by :func:`dualnets.certificate.certify` (``v = A z - y``): the solver
+stops on that certificate, never on its own residuals.
+
+What makes an iteration cheap is the Newton matrix.  With ``Theta = (W'W)^{-1}`` (``lambda / s``
+on ``B z >= 0``, ``W_g^{-2}`` on the second-order cones) and ``t`` eliminated group by group::
+
+    H = A'A + B' Theta B + blockdiag_g (Theta_zz - Theta_zt Theta_tz / Theta_tt)_g
+
+``A'A`` is the fixed Gram matrix (formed once, as ``K = A_+'A_+``: ``A = [A_+, -A_+]``), and
+everything else is block diagonal per network block (``d x d`` per group for the inner cones,
+``m1 d`` square for the outer ones), formed by one GEMM of the ``n x d(d+1)/2`` products
+``x_i x_i'`` with the weights ``Theta``.  The system is folded onto the patterns
+(:mod:`.al_fold`: ``G d / 2`` unknowns, one dense Cholesky per iteration, solved twice: the
+predictor and the corrector).  Clarabel factors the sparse KKT system of the same program,
+with its ``n (G + B)`` cone rows, at every iteration.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from ..lifting import Lifting
+from ..problem import Problem
+from ..registry import register
+from ..result import Result
+from .al_fold import Folding
+from .al_newton import NewtonInner, RIDGE, lifted_weights
+from .base import check_budget
+from .torch_ops import TorchLifting, TorchSolver
+from .torch_run import DEFAULT_TOL, Clock, RunState, device_certificate, to_numpy
+
+STEP_FRACTION = 0.99   # of the longest step that stays inside the cones
+MAX_UNKNOWNS = 6000    # G d / 2, the folded system: K holds 288 MB, and at 5000 (d = 50,
+#                        P = 50) an iteration took 1.6 s here
+MAX_CONE_ROWS = 2_000_000   # n (G + B) up to which al's "auto" takes this solver: planted
+#                        n = 4000, d = 10, P = 50 (1.2e6 rows) took 15.4 s against al's 19.5 s,
+#                        n = 16000 (4.8e6) ended 100 iterations at gap 2e-2 (al: certified)
+MAX_ITERS = 200
+CORRECTORS = 2         # Gondzio centrality correctors per iteration, at most
+CORRECTOR_REACH = 1.5  # ... each aims at this multiple of the current longest step
+CORRECTOR_GAIN = 1.05  # ... and is kept if it lengthens the step by this factor
+BAND = (0.1, 10.0)     # ... the band of products around the target sigma mu
+
+
+class SecondOrderScaling:
+    """Nesterov-Todd scaling ``W_g = eta_g (2 w_g w_g' - J)`` (``w_g' J w_g = 1``) of ``G``
+    second-order cones at
+    ``(s, lam)`` (each given as a scalar part ``(G,)`` and a vector part ``(G, d)``):
+    ``W^{-1} s = W lam``, the scaled point ``lam~``."""
+
+    def __init__(self, s0, s1, l0, l1):
+        s_norm = (s0 * s0 - (s1 * s1).sum(1)).clamp_min(0).sqrt()
+        l_norm = (l0 * l0 - (l1 * l1).sum(1)).clamp_min(0).sqrt()
+        sb0, sb1 = s0 / s_norm, s1 / s_norm[:, None]
+        lb0, lb1 = l0 / l_norm, l1 / l_norm[:, None]
+        gamma = ((1 + sb0 * lb0 + (sb1 * lb1).sum(1)) / 2).sqrt()
+        w0, w1 = (sb0 + lb0) / (2 * gamma), (sb1 - lb1) / (2 * gamma)[:, None]
+        # the scaling point w_bar = (s_bar + J lam_bar) / (2 gamma) of CVXOPT's notes, as
+        # the hyperbolic Householder vector v = (w_bar + e) / sqrt(2 (w_bar_0 + 1))
+        self.w0 = ((w0 + 1) / 2).sqrt()
+        self.w1 = w1 / (2 * (w0 + 1)).sqrt()[:, None]
+        self.eta = (s_norm / l_norm).sqrt()
+
+    def apply(self, u0, u1):
+        """``W u``."""
+        wu = self.w0 * u0 + (self.w1 * u1).sum(1)
+        return (self.eta * (2 * self.w0 * wu - u0),
+                self.eta[:, None] * (2 * self.w1 * wu[:, None] + u1))
+
+    def apply_inverse(self, u0, u1):
+        """``W^{-1} u = (2 v v' - J) u / eta`` with ``v = J w``."""
+        vu = self.w0 * u0 - (self.w1 * u1).sum(1)
+        return ((2 * self.w0 * vu - u0) / self.eta,
+                (-2 * self.w1 * vu[:, None] + u1) / self.eta[:, None])
+
+    def theta(self, u0, u1):
+        """``Theta u = W^{-2} u``."""
+        return self.apply_inverse(*self.apply_inverse(u0, u1))
+
+    def theta_blocks(self):
+        """``W^{-2}`` by parts: ``(tt (G,), tz (G, d), zz (G, d, d))``.  With ``v = J w``,
+        ``W^{-2} = (I - 2 (v w' + w v') + 4 |w|^2 v v') / eta^2``."""
+        w0, w1, e2 = self.w0, self.w1, self.eta ** 2
+        ww = w0 * w0 + (w1 * w1).sum(1)
+        tt = (1 - 4 * w0 * w0 + 4 * ww * w0 * w0) / e2
+        tz = (-4 * ww * w0 / e2)[:, None] * w1
+        eye = torch.eye(w1.shape[1], dtype=w1.dtype, device=w1.device)
+        zz = eye / e2[:, None, None] + (4 * (1 + ww) / e2)[:, None, None] * (
+            w1[:, :, None] * w1[:, None, :])
+        return tt, tz, zz
+
+
+def soc_product(u0, u1, v0, v1):
+    """The Jordan product ``u o v = (u'v, u0 v1 + v0 u1)`` of the second-order cone."""
+    return u0 * v0 + (u1 * v1).sum(1), u0[:, None] * v1 + v0[:, None] * u1
+
+
+def soc_divide(l0, l1, d0, d1):
+    """``u`` with ``l o u = d``."""
+    u0 = (l0 * d0 - (l1 * d1).sum(1)) / (l0 * l0 - (l1 * l1).sum(1))
+    return u0, (d1 - u0[:, None] * l1) / l0[:, None]
+
+
+def soc_step(u0, u1, d0, d1) -> float:
+    """The longest ``alpha`` with ``u + alpha d`` in every cone (``u`` inside; inf if none
+    binds): the smallest positive root of ``(u0 + a d0)^2 - |u1 + a d1|^2``."""
+    a = d0 * d0 - (d1 * d1).sum(1)
+    b = u0 * d0 - (u1 * d1).sum(1)
+    c = u0 * u0 - (u1 * u1).sum(1)
+    denom = (b * b - a * c).clamp_min(0).sqrt() - b
+    binds = (denom > 0) & ~((a >= 0) & (d0 >= 0))
+    if not bool(binds.any()):
+        return math.inf
+    return float((c[binds] / denom[binds]).min())
+
+
+def orthant_step(u: torch.Tensor, d: torch.Tensor) -> float:
+    """The longest ``alpha`` with ``u + alpha d >= 0`` (``u > 0``; inf if ``d >= 0``)."""
+    worst = float((d / u).min()) if u.numel() else 0.0     # one pass, no boolean indexing
+    return -1.0 / worst if worst < 0 else math.inf
+
+
+def ipm_fits(n: int, n_groups: int, n_blocks: int, d: int, depth: int) -> bool:
+    """Whether :class:`InteriorPoint` is the solver of choice: ``G d / 2 <= MAX_UNKNOWNS`` and
+    ``n (G + B) <= MAX_CONE_ROWS`` cone rows (``B`` counted at depth 3)."""
+    rows = n * (n_groups + (n_blocks if depth == 3 else 0))
+    return n_groups * d // 2 <= MAX_UNKNOWNS and rows <= MAX_CONE_ROWS
+
+
+def band_push(products: torch.Tensor, target: float) -> torch.Tensor:
+    """The change that moves ``products`` into ``[BAND[0], BAND[1]] * target``, with the
+    decrease of large ones capped at ``BAND[1] * target`` (Gondzio 1996)."""
+    low, high = BAND[0] * target, BAND[1] * target
+    return (products.clamp(low, high) - products).clamp_min(-high)
+
+
+def singular(state: RunState) -> None:
+    """The stop on a Newton system that no ridge makes factorizable."""
+    state.status, state.info["message"] = "inaccurate", "the Newton system is numerically singular"
+
+
+def orthant_start(u: torch.Tensor) -> torch.Tensor:
+    """``u`` shifted by ``(1 + a) e``, ``a = max(-u)``, unless it is strictly positive."""
+    shift = -float(u.min()) if u.numel() else -1.0
+    return u if shift < 0 else u + (1.0 + shift)
+
+
+def soc_start(u0: torch.Tensor, u1: torch.Tensor):
+    """``(u0, u1)`` shifted by ``(1 + a) e``, ``a = max(|u1| - u0)``, unless every cone holds
+    it strictly."""
+    shift = float((torch.linalg.vector_norm(u1, dim=1) - u0).max())
+    return (u0, u1) if shift < 0 else (u0 + (1.0 + shift), u1)
+
+
+@register
+class InteriorPoint(TorchSolver):
+    """Structured primal-dual interior point (module docstring), on CPU or CUDA.
+
+    Parameters
+    ----------
+    gap_tol, violation_tol : float or None
+        Certified relative gap and relative cone violation to stop at (None: 1e-6).
+    max_iters : int
+        Interior-point iterations.
+    max_seconds : float
+        Wall-clock limit.
+    device : "cpu" or "cuda"
+    threads : int or None
+        ``torch.set_num_threads`` during the solve (None: leave torch's setting).
+    verbose : bool
+    """
+
+    name = "ipm"
+    model = "relu"
+    losses = ("squared",)
+    warm_starts = False
+    honours_budget = True
+
+    def __init__(self, gap_tol: float | None = None, violation_tol: float | None = None,
+                 max_iters: int = MAX_ITERS, max_seconds: float = math.inf, device: str = "cpu",
+                 threads: int | None = 1, verbose: bool = False):
+        self._set_device(device, "float64")
+        self.gap_tol = DEFAULT_TOL["float64"] if gap_tol is None else float(gap_tol)
+        self.violation_tol = DEFAULT_TOL["float64"] if violation_tol is None \
+            else float(violation_tol)
+        if max_iters < 1:
+            raise ValueError(f"max_iters must be >= 1, got {max_iters}")
+        self.max_iters, self.max_seconds = int(max_iters), check_budget(max_seconds)
+        self.threads, self.verbose = threads, verbose
+
+    def supports(self, problem: Problem) -> tuple[bool, str]:
+        ok, why = super().supports(problem)
+        if ok and problem.n_patterns * problem.m1 * 2 * problem.d // 2 > MAX_UNKNOWNS:
+            return False, (f"the folded Newton system would have G d / 2 = "
+                           f"{2 * problem.n_patterns * problem.m1 * problem.d // 2} unknowns, "
+                           f"above MAX_UNKNOWNS = {MAX_UNKNOWNS} (use al: working sets)")
+        return ok, why
+
+    def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
+        start = time.perf_counter()
+        lift = Lifting.from_problem(problem)
+        ops = TorchLifting(lift, problem.y, self.device, "float64", problem.loss)
+        system = NewtonSystem(ops)
+        setup = time.perf_counter() - start
+        state = RunState()
+        Z, lam_i, lam_o = self._iterate(problem, ops, system, state)
+        return Result(
+            self.name, state.status, Z=to_numpy(Z), lam_inner=to_numpy(lam_i),
+            lam_outer=to_numpy(lam_o) if problem.depth == 3 else None, setup_seconds=setup,
+            solve_seconds=state.info.pop("seconds"), iterations=state.iterations,
+            trace=tuple(state.trace), info=state.info, message=state.info.get("message", ""))
+
+    def _iterate(self, problem: Problem, ops: TorchLifting, system: "NewtonSystem",
+                 state: RunState):
+        clock = Clock(ops.device)
+        ws = ops.workspace()
+        G = ops.G
+        depth3 = ops.depth == 3
+        beta = float(problem.beta)
+        y_scale = max(float(np.abs(problem.y).max()), 1e-300)
+        start = system.initial_point(beta)
+        if start is None:
+            raise RuntimeError("ipm: the Newton system at the starting point is singular")
+        Z, t, s_i, l_i, s_o, l_o, s_t, s_z, q_t, q_z = start
+        degree = s_i.numel() + s_o.numel() + G
+        best = None
+        while True:
+            # residuals, and the certificate of (z, lam_l) from the same forward pass
+            grad = ops.al_gradient(Z, l_i, l_o if depth3 else ops.zeros_outer(), 0.0, ws)
+            check = device_certificate(ops, ws, Z, beta, y_scale)
+            state.trace.append(state.row(clock.now(), check))
+            score = check.score(self.gap_tol, self.violation_tol)
+            if best is None or score < best[0]:
+                best = (score, Z.clone(), l_i.clone(), l_o.clone(), check)
+            mu = (float((s_i * l_i).sum() + (s_o * l_o).sum()) + float(
+                (s_t * q_t + (s_z * q_z).sum(1)).sum())) / degree       # s'lam / degree
+            if self.verbose:
+                print(f"ipm it {state.iterations} obj {check.objective:.12g} gap "
+                      f"{check.relative_gap:.2e} viol {check.violation:.2e} mu {mu:.2e}")
+            if check.certified(self.gap_tol, self.violation_tol):
+                state.status = "optimal"
+                break
+            if state.iterations >= self.max_iters or clock.now() >= self.max_seconds:
+                state.out_of_budget(state.iterations < self.max_iters)
+                break
+            Bz_i = ops.sign_inner * ws.U
+            Bz_o = ops.sign_outer * ws.H if depth3 else None
+            rx_z, rx_t = grad - q_z, beta - q_t
+            rz_i = s_i - Bz_i
+            rz_o = s_o - Bz_o if depth3 else None
+            rz_t, rz_z = s_t - t, s_z - Z
+            theta_i = l_i / s_i
+            theta_o = l_o / s_o if depth3 else None
+            soc = SecondOrderScaling(s_t, s_z, q_t, q_z)
+            lt0, lt1 = soc.apply(q_t, q_z)                       # lam~ = W lam
+            solve = system.factorize(theta_i, theta_o, soc)
+            if solve is None:
+                singular(state)
+                break
+
+            def direction(ds_i, ds_o, ds0, ds1):
+                """(dz, dt, dlam_i, dlam_o, dlam_t, dlam_z, ds_i, ds_o, ds_t, ds_z) for the
+                complementarity right-hand side ``d_s``."""
+                ql_i = rz_i + ds_i / l_i
+                ql_o = rz_o + ds_o / l_o if depth3 else None
+                u0, u1 = soc.apply(*soc_divide(lt0, lt1, ds0, ds1))
+                qq_t, qq_z = rz_t + u0, rz_z + u1
+                th_t, th_z = soc.theta(qq_t, qq_z)
+                rhs_z = -rx_z + system.cone_adjoint(theta_i * ql_i,
+                                                    theta_o * ql_o if depth3 else None) + th_z
+                rhs_t = -rx_t + th_t
+                dz = solve(rhs_z, rhs_t)
+                if dz is None:
+                    return None
+                dz, dt = dz
+                Bd_i, Bd_o = system.cones(dz)
+                dl_i = theta_i * (ql_i - Bd_i)
+                dl_o = theta_o * (ql_o - Bd_o) if depth3 else l_o
+                dl_t, dl_z = soc.theta(qq_t - dt, qq_z - dz)
+                return (dz, dt, dl_i, dl_o, dl_t, dl_z, Bd_i - rz_i,
+                        Bd_o - rz_o if depth3 else s_o, dt - rz_t, dz - rz_z)
+
+            def longest(step):
+                dz, dt, dl_i, dl_o, dl_t, dl_z, ds_i, ds_o, ds_t, ds_z = step
+                alpha = min(orthant_step(s_i, ds_i), orthant_step(l_i, dl_i),
+                            soc_step(s_t, s_z, ds_t, ds_z), soc_step(q_t, q_z, dl_t, dl_z))
+                if depth3:
+                    alpha = min(alpha, orthant_step(s_o, ds_o), orthant_step(l_o, dl_o))
+                return alpha
+
+            # predictor: d_s = -lam~ o lam~
+            sq0, sq1 = soc_product(lt0, lt1, lt0, lt1)
+            affine = direction(-s_i * l_i, -s_o * l_o if depth3 else None, -sq0, -sq1)
+            if affine is None:
+                singular(state)
+                break
+            alpha = min(1.0, longest(affine))
+            dz, dt, dl_i, dl_o, dl_t, dl_z, ds_i, ds_o, ds_t, ds_z = affine
+            mu_aff = float(((s_i + alpha * ds_i) * (l_i + alpha * dl_i)).sum())
+            if depth3:
+                mu_aff += float(((s_o + alpha * ds_o) * (l_o + alpha * dl_o)).sum())
+            mu_aff += float(((s_t + alpha * ds_t) * (q_t + alpha * dl_t)).sum() + (
+                (s_z + alpha * ds_z) * (q_z + alpha * dl_z)).sum())
+            sigma = min(1.0, max(0.0, mu_aff / degree / mu)) ** 3
+            # corrector: d_s = -lam~ o lam~ - (W^-T ds_a) o (W dlam_a) + sigma mu e
+            a0, a1 = soc.apply_inverse(ds_t, ds_z)
+            b0, b1 = soc.apply(dl_t, dl_z)
+            c0, c1 = soc_product(a0, a1, b0, b1)
+            target = sigma * mu
+            rhs_i = -s_i * l_i - ds_i * dl_i + target
+            rhs_o = -s_o * l_o - ds_o * dl_o + target if depth3 else None
+            rhs_0, rhs_1 = -sq0 - c0 + target, -sq1 - c1
+            step = direction(rhs_i, rhs_o, rhs_0, rhs_1)
+            if step is None:
+                singular(state)
+                break
+            reach = longest(step)
+            for _ in range(CORRECTORS):
+                # Gondzio: push the products of a longer trial step into a band around
+                # the target, on the orthant rows (the ones that bind)
+                trial = min(1.0, CORRECTOR_REACH * reach)
+                _, _, dl_i, dl_o, _, _, ds_i, ds_o, _, _ = step
+                rhs_i = rhs_i + band_push((s_i + trial * ds_i) * (l_i + trial * dl_i), target)
+                if depth3:
+                    rhs_o = rhs_o + band_push((s_o + trial * ds_o) * (l_o + trial * dl_o),
+                                              target)
+                better = direction(rhs_i, rhs_o, rhs_0, rhs_1)
+                if better is None:
+                    break
+                longer = longest(better)
+                if not longer >= CORRECTOR_GAIN * reach:
+                    break
+                step, reach = better, longer
+            alpha = min(1.0, STEP_FRACTION * reach)
+            if self.verbose:
+                pr = (s_i * l_i / mu).flatten()
+                qs = torch.quantile(pr[torch.randperm(pr.numel())[:100000]], torch.tensor([0.0, 0.01, 0.5, 0.99, 1.0], dtype=pr.dtype))
+                print(f"    sigma {sigma:.2e} step {alpha:.3f} products/mu {[f'{v:.1e}' for v in qs.tolist()]} min {float(pr.min()):.1e}")
+            dz, dt, dl_i, dl_o, dl_t, dl_z, ds_i, ds_o, ds_t, ds_z = step
+            Z, t = Z + alpha * dz, t + alpha * dt
+            l_i, s_i = l_i + alpha * dl_i, s_i + alpha * ds_i
+            if depth3:
+                l_o, s_o = l_o + alpha * dl_o, s_o + alpha * ds_o
+            q_t, q_z = q_t + alpha * dl_t, q_z + alpha * dl_z
+            s_t, s_z = s_t + alpha * ds_t, s_z + alpha * ds_z
+            state.iterations += 1
+        if state.status != "optimal" and best is not None and best[0] < score:
+            _, Z, l_i, l_o, check = best
+            state.trace.append(state.row(clock.now(), check))
+        state.info.update(seconds=clock.now())
+        return Z, l_i, l_o if depth3 else ops.zeros_outer()
+
+
+class NewtonSystem:
+    """The pieces of ``H`` (module docstring) that stay fixed: ``K = A_+'A_+``, the products
+    ``x_i x_i'`` and the layout of the fold; :meth:`factorize` adds the weighted cones."""
+
+    def __init__(self, ops: TorchLifting):
+        self.ops, self.G, self.d, self.m1 = ops, ops.G, ops.d, ops.m1
+        X = ops.X
+        self.upper = torch.triu_indices(self.d, self.d, device=X.device)
+        self.XX = X[:, self.upper[0]] * X[:, self.upper[1]]
+        self.K = NewtonInner.half_gram(X, lifted_weights(ops)[: self.G // 2])
+        self.scale = float(self.K.diagonal().max()) if self.K.numel() else 1.0
+        active = torch.arange(self.G, device=X.device)
+        self.fold = Folding(active, self.G // 2, self.m1, self.d)
+        self.sign = ops.group_sign
+        self.ws = ops.workspace()
+
+    def initial_point(self, beta: float):
+        """CVXOPT's default start: ``x = -(P + G'G)^{-1} c`` (the Newton system with unit
+        weights), ``s = -G x`` and ``lam = G x``, each shifted into its cone by ``(1 + a) e``
+        where it is not strictly inside.  Returns ``(z, t, s_i, lam_i, s_o, lam_o, s_t, s_z,
+        lam_t, lam_z)``, or None if the system is singular."""
+        ops, G, d = self.ops, self.G, self.d
+        f64, dev = torch.float64, ops.X.device
+        ones = lambda *shape: torch.ones(shape, dtype=f64, device=dev)  # noqa: E731
+        depth3 = ops.depth == 3
+        unit = SecondOrderScaling(ones(G), torch.zeros((G, d), dtype=f64, device=dev),
+                                  ones(G), torch.zeros((G, d), dtype=f64, device=dev))
+        solve = self.factorize(ones(G, ops.n), ones(ops.B, ops.n) if depth3 else None, unit)
+        if solve is None:
+            return None
+        ws = ops.workspace()
+        ops._forward(torch.zeros((G, d), dtype=f64, device=dev), ws, ws.yhat)
+        Aty = -ops.al_gradient(torch.zeros((G, d), dtype=f64, device=dev),
+                               ops.zeros_inner(), ops.zeros_outer(), 0.0, ws)   # A'y
+        out = solve(Aty, -beta * ones(G))
+        if out is None:
+            return None
+        Z, t = out
+        Bz_i, Bz_o = self.cones(Z)
+        s_i, l_i = orthant_start(Bz_i), orthant_start(-Bz_i)
+        s_o, l_o = (orthant_start(Bz_o), orthant_start(-Bz_o)) if depth3 else (ones(0),
+                                                                               ones(0))
+        (s_t, s_z), (q_t, q_z) = soc_start(t, Z), soc_start(-t, -Z)
+        return Z, t, s_i, l_i, s_o, l_o, s_t, s_z, q_t, q_z
+
+    def cones(self, Z: torch.Tensor):
+        """``B z``: the inner (G, n) and outer (B, n; depth 3, else None) cone values."""
+        ops = self.ops
+        ops._forward(Z, self.ws, self.ws.yhat)
+        inner = ops.sign_inner * self.ws.U
+        return inner, (ops.sign_outer * self.ws.H if ops.depth == 3 else None)
+
+    def cone_adjoint(self, w_i: torch.Tensor, w_o: torch.Tensor | None) -> torch.Tensor:
+        """``B'w`` (G, d): ``X'((2D - 1) w_i + s D (2E - 1) w_o)`` per group."""
+        ops = self.ops
+        W = ops.sign_inner * w_i
+        if w_o is not None:
+            W = W + ops.coef * (ops.sign_outer * w_o).repeat_interleave(self.m1, dim=0)
+        return W @ ops.X
+
+    def _unpack(self, upper: torch.Tensor) -> torch.Tensor:
+        out = torch.empty((upper.shape[0], self.d, self.d), dtype=upper.dtype,
+                          device=upper.device)
+        out[:, self.upper[0], self.upper[1]] = upper
+        out[:, self.upper[1], self.upper[0]] = upper
+        return out
+
+    def factorize(self, theta_i, theta_o, soc: SecondOrderScaling):
+        """The solve ``(rhs_z, rhs_t) -> (dz, dt)`` of the Newton system with the cone weights
+        ``theta`` and the scaling ``soc``, or None if it is numerically singular."""
+        ops, G, m1, d = self.ops, self.G, self.m1, self.d
+        pos = torch.arange(G, device=theta_i.device)
+        tt, tz, zz = soc.theta_blocks()
+        C = [self._unpack(theta_i @ self.XX) + zz - tz[:, :, None] * tz[:, None, :] / tt[
+            :, None, None]]
+        p, q = [pos], [pos]
+        if theta_o is not None:
+            block = pos // m1
+            pp, qq = torch.nonzero((block[:, None] == block[None, :]).triu(), as_tuple=True)
+            D = ops.inner.view(ops.B, m1, ops.n)
+            sums = torch.stack([(theta_o * D[:, j] * D[:, k]) @ self.XX
+                                for j in range(m1) for k in range(m1)], 1)
+            sums = sums.view(ops.B, m1, m1, -1)
+            weight = self.sign[pp] * self.sign[qq]
+            C.append(weight[:, None, None] * self._unpack(sums[block[pp], pp % m1, qq % m1]))
+            p, q = p + [pp], q + [qq]
+        p, q, C = torch.cat(p), torch.cat(q), torch.cat(C)
+
+        def cholesky(R):
+            return NewtonInner._cholesky(R, self.scale, 0.0)
+
+        inner = self.fold.factorize(self.K, p, q, C, RIDGE * self.scale, cholesky)
+        if inner is None:
+            return None
+
+        def solve(rhs_z, rhs_t):
+            dz = inner((rhs_z - tz * (rhs_t / tt)[:, None]).flatten())
+            if dz is None:
+                return None
+            dz = dz.view(G, d)
+            return dz, (rhs_t - (tz * dz).sum(1)) / tt
+
+        return solve

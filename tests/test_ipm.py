@@ -1,0 +1,157 @@
+"""The structured interior-point solver: its cone algebra, and agreement with Clarabel to 1e-6
+over depth x m1 x beta and on degenerate data, every answer certified by dualnets' own gap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dualnets.certificate import certify
+from dualnets.lifting import Lifting
+from dualnets.patterns import sample_patterns
+from dualnets.problem import Problem
+from dualnets.registry import get_solver
+from dualnets.solvers.ipm import SecondOrderScaling, orthant_step, soc_divide, soc_product, \
+    soc_step
+from dualnets.varied import varied_data
+
+TOL = 1e-6
+
+
+def random_cone_points(G: int = 5, d: int = 4, seed: int = 0):
+    """Two points strictly inside G second-order cones of dimension d + 1."""
+    rng = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(2):
+        v = torch.randn((G, d), generator=rng, dtype=torch.float64)
+        out += [v.norm(dim=1) + torch.rand(G, generator=rng, dtype=torch.float64) + 0.1, v]
+    return out
+
+
+def test_the_nesterov_todd_scaling_maps_s_and_lambda_to_one_point():
+    s0, s1, l0, l1 = random_cone_points()
+    W = SecondOrderScaling(s0, s1, l0, l1)
+    for a, b in zip(W.apply_inverse(s0, s1), W.apply(l0, l1)):       # W^{-1} s = W lam
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    u0, u1 = random_cone_points(seed=1)[:2]
+    for a, b in zip(W.apply(*W.apply_inverse(u0, u1)), (u0, u1)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    tt, tz, zz = W.theta_blocks()                                      # W^{-2} by parts
+    t0, t1 = W.theta(u0, u1)
+    torch.testing.assert_close(tt * u0 + (tz * u1).sum(1), t0, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(tz * u0[:, None] + (zz @ u1[:, :, None]).squeeze(2), t1,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_the_jordan_division_inverts_the_product():
+    l0, l1, d0, d1 = random_cone_points(seed=2)
+    for a, b in zip(soc_product(l0, l1, *soc_divide(l0, l1, d0, d1)), (d0, d1)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_longest_steps_end_on_the_cone_boundaries():
+    u0, u1, d0, d1 = random_cone_points(seed=3)
+    d0 = -d0                                   # a direction that leaves every cone
+    alpha = soc_step(u0, u1, d0, d1)
+    v0, v1 = u0 + alpha * d0, u1 + alpha * d1
+    assert float((v0 - v1.norm(dim=1)).min()) == pytest.approx(0.0, abs=1e-9)
+    assert soc_step(u0, u1, u0, u1) == float("inf")                 # along the cone itself
+    u, d = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([-2.0, 1.0, -1.0])
+    assert orthant_step(u, d) == pytest.approx(0.5)
+    assert orthant_step(u, d.abs()) == float("inf")
+
+
+def assert_matches_clarabel(problem: Problem, **options) -> None:
+    result = get_solver("ipm", max_seconds=60, **options).solve(problem)
+    assert result.status == "optimal", result.message
+    lift = Lifting.from_problem(problem)
+    cert = certify(lift, problem.y, problem.beta, result.Z, result.lam_inner, result.lam_outer,
+                   gap_tol=TOL, violation_tol=TOL)
+    assert cert.certified, cert
+    if not np.any(problem.y):          # y = 0: the optimum is 0 exactly, at z = 0
+        assert cert.objective == 0.0
+        return
+    ref = get_solver("clarabel", tol=1e-10).solve(problem)
+    ref_cert = certify(lift, problem.y, problem.beta, ref.Z, ref.lam_inner, ref.lam_outer)
+    assert abs(cert.objective - ref_cert.objective) <= TOL * abs(ref_cert.objective), \
+        (cert.objective, ref_cert.objective)
+
+
+@pytest.mark.parametrize("beta", [0.01, 1.0, 10.0])
+@pytest.mark.parametrize("m1", [1, 2, 3])
+@pytest.mark.parametrize("depth", [2, 3])
+def test_ipm_matches_clarabel_over_depth_width_and_beta(depth, m1, beta):
+    rng = np.random.default_rng(10 * depth + m1)
+    X, y = varied_data(rng, 40, 4, "plain")
+    problem = Problem(X, y, beta, m1, depth=depth, name=f"ipm-d{depth}-m{m1}-b{beta}")
+    assert_matches_clarabel(problem.with_patterns(sample_patterns(X, m1, 8, seed=m1,
+                                                                  depth=depth)))
+
+
+@pytest.mark.parametrize("kind", ["duplicates", "constant", "scaled_down", "scaled_up",
+                                  "zero_y"])
+@pytest.mark.parametrize("depth", [2, 3])
+def test_ipm_certifies_degenerate_data(depth, kind):
+    X, y = varied_data(np.random.default_rng(7), 40, 4, kind)
+    problem = Problem(X, y, 0.1, 2, depth=depth, name=f"ipm-{kind}")
+    assert_matches_clarabel(problem.with_patterns(sample_patterns(X, 2, 8, seed=3,
+                                                                  depth=depth)))
+
+
+def test_a_budget_stop_returns_the_best_checked_point_with_its_status():
+    X, y = varied_data(np.random.default_rng(8), 60, 4, "plain")
+    problem = Problem(X, y, 0.1, 2, depth=3).with_patterns(sample_patterns(X, 2, 8, seed=0))
+    result = get_solver("ipm", max_iters=3).solve(problem)
+    assert result.status == "max_iterations" and result.iterations == 3
+    best = min(result.trace, key=lambda row: max(abs(row[3]), row[4]))
+    assert result.trace[-1][2:] == best[2:]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_ipm_on_cuda_certifies_the_cpu_optimum():
+    X, y = varied_data(np.random.default_rng(9), 60, 4, "plain")
+    problem = Problem(X, y, 0.1, 2, depth=3).with_patterns(sample_patterns(X, 2, 8, seed=0))
+    assert_matches_clarabel(problem, device="cuda")
+
+
+def small_problem(depth: int = 3) -> Problem:
+    X, y = varied_data(np.random.default_rng(11), 50, 4, "plain")
+    problem = Problem(X, y, 0.1, 2, depth=depth)
+    return problem.with_patterns(sample_patterns(X, 2, 8, seed=0, depth=depth))
+
+
+def test_al_auto_takes_ipm_within_its_size_and_the_al_above(monkeypatch):
+    from dualnets.solvers import ipm
+
+    problem = small_problem()
+    result = get_solver("al").solve(problem)
+    assert result.solver == "al" and result.info["inner"] == "ipm"
+    assert result.status == "optimal"
+    monkeypatch.setattr(ipm, "MAX_CONE_ROWS", problem.n * 24 - 1)     # n (G + B) = 24 n
+    assert get_solver("al").solve(problem).info["inner"] == "newton"
+    float32 = get_solver("al", dtype="float32", max_iters=50).solve(small_problem())
+    assert float32.info["inner"] == "newton"          # ipm runs in float64 only
+
+
+def test_an_uncertified_ipm_hands_the_rest_of_its_budget_to_the_al(monkeypatch):
+    from dualnets.solvers import ipm
+
+    monkeypatch.setattr(ipm, "MAX_ITERS", 2)
+    problem = small_problem()
+    result = get_solver("al", max_seconds=60).solve(problem)
+    assert result.info["ipm_status"] == "max_iterations" and result.info["ipm_iterations"] == 2
+    assert result.info["inner"] == "newton" and result.status == "optimal"
+    seconds = [row[0] for row in result.trace]
+    assert seconds == sorted(seconds) and result.iterations > 2
+    lift = Lifting.from_problem(problem)
+    assert certify(lift, problem.y, problem.beta, result.Z, result.lam_inner,
+                   result.lam_outer).certified
+
+
+def test_inner_ipm_refuses_the_logistic_loss():
+    X, y = varied_data(np.random.default_rng(12), 30, 3, "plain")
+    problem = Problem(X, np.where(y > 0, 1.0, -1.0), 0.1, 2, loss="logistic")
+    problem = problem.with_patterns(sample_patterns(X, 2, 4, seed=0))
+    with pytest.raises(ValueError, match="inner='ipm' solves the squared loss only"):
+        get_solver("al", inner="ipm").solve(problem)
