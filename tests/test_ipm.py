@@ -155,3 +155,49 @@ def test_inner_ipm_refuses_the_logistic_loss():
     problem = problem.with_patterns(sample_patterns(X, 2, 4, seed=0))
     with pytest.raises(ValueError, match="inner='ipm' solves the squared loss only"):
         get_solver("al", inner="ipm").solve(problem)
+
+
+def test_inner_ipm_refuses_a_program_above_its_size(monkeypatch):
+    from dualnets.solvers import ipm
+
+    monkeypatch.setattr(ipm, "MAX_UNKNOWNS", 10)
+    with pytest.raises(ValueError, match=r"inner='ipm' needs G d / 2 <= MAX_UNKNOWNS = 10, "
+                                         r"got 32 groups x 4 features"):
+        get_solver("al", inner="ipm").solve(small_problem())
+
+
+def wide_problem(depth: int) -> Problem:
+    """n small against G d, so that the Newton system is solved by Woodbury."""
+    X, y = varied_data(np.random.default_rng(13), 14, 5, "plain")
+    problem = Problem(X, y, 0.1, 3, depth=depth)
+    return problem.with_patterns(sample_patterns(X, 3, 8, seed=1, depth=depth))
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_the_woodbury_solve_is_the_folded_one(depth):
+    from dualnets.solvers.ipm import NewtonSystem
+    from dualnets.solvers.torch_ops import TorchLifting
+
+    problem = wide_problem(depth)
+    ops = TorchLifting(Lifting.from_problem(problem), problem.y)
+    system = NewtonSystem(ops)
+    assert system.At is not None
+    rng = torch.Generator().manual_seed(depth)
+    rand = lambda *shape: torch.rand(shape, generator=rng, dtype=torch.float64)  # noqa: E731
+    theta_i = rand(ops.G, ops.n) + 0.1
+    theta_o = rand(ops.B, ops.n) + 0.1 if depth == 3 else None
+    s0, s1, l0, l1 = random_cone_points(ops.G, ops.d, seed=depth)
+    soc = SecondOrderScaling(s0, s1, l0, l1)
+    rhs_z, rhs_t = rand(ops.G, ops.d) - 0.5, rand(ops.G) - 0.5
+    At, system.At = system.At, None
+    folded = system.factorize(theta_i, theta_o, soc)(rhs_z, rhs_t)
+    system.At = At
+    system.fold.factorize = lambda *args: (lambda rhs: None)    # Woodbury alone, no fallback
+    woodbury = system.factorize(theta_i, theta_o, soc)(rhs_z, rhs_t)
+    for a, b in zip(woodbury, folded):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_ipm_with_woodbury_matches_clarabel(depth):
+    assert_matches_clarabel(wide_problem(depth))

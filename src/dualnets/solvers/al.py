@@ -35,8 +35,17 @@ updates and the best checked point; inner solvers (``inner``) only step:
   Once the certificate is within ``polish_at``, :mod:`.al_polish` tries a Newton step on the
   active set plus NNLS multipliers for the zero groups; its point is returned only if it
   certifies.
-- ``"auto"`` (default): newton when it fits (``al_newton.newton_fits``: a dense system, or a
-  low-rank one when ``n < G d / 2``), else fista.
+- ``"ipm"``: no augmented Lagrangian at all: the whole program (no working set, so
+  ``G d / 2 <= ipm.MAX_UNKNOWNS``) is solved by the structured interior-point method of
+  :mod:`.ipm`, in float64, squared loss only; it takes no warm start.
+- ``"auto"`` (default): ipm for a float64 squared-loss program within ``ipm.ipm_fits``
+  (``n (G + B) <= 2e6`` cone rows, ``G d / 2 <= 6000``), solved whole, without a working set
+  (planted n = 1200, P = 50: 47 of the 50 patterns are needed anyway); if it ends
+  uncertified, the rest of the budget goes to the AL below, warm started from its point.
+  Otherwise (and in every round of the working set, which stays with the warm-started AL)
+  newton when it fits
+  (``al_newton.newton_fits``: a dense system, or a low-rank one when ``n < G d / 2``), else
+  fista.
 
 Schedule: after each inner solve the multipliers are updated and ``eta`` divided by
 ``inner_decay``.  ``rho`` starts at ``rho_scale * lmax(A'A) / lmax(B'B)`` (``lmax(B'B) <=
@@ -118,8 +127,9 @@ class AugmentedLagrangian(TorchSolver):
         fista, 1e5x for newton; None: 10 for newton in float64, else 5).
     inner_iters : int
         Cap on FISTA steps between multiplier updates (Newton: at most 50).
-    inner : "auto", "newton" or "fista"
-        The inner solver (module docstring); "auto" takes newton when
+    inner : "auto", "newton", "fista" or "ipm"
+        The inner solver (module docstring); "auto" takes ipm within ``ipm.ipm_fits``, else
+        newton when
         ``al_newton.newton_fits(n, G, d)``.
     polish_at : float
         fista: relative gap and violation below which the Newton polish is tried (al_polish).
@@ -176,7 +186,9 @@ class AugmentedLagrangian(TorchSolver):
         self.polish_at, self.line_search = float(polish_at), bool(line_search)
         self.threads, self.trace_every, self.verbose = threads, int(trace_every), verbose
         self.working_set = bool(working_set)
-        self._auto_ipm = True    # False in the fallback after an uncertified ipm solve
+        # "auto" may take ipm: False in the working set's rounds and in the fallback after
+        # an uncertified ipm solve
+        self.auto_ipm = True
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
         if self._takes_ipm(problem):
@@ -215,13 +227,17 @@ class AugmentedLagrangian(TorchSolver):
     def _takes_ipm(self, problem: Problem) -> bool:
         """``inner="ipm"``, or ``"auto"`` on a float64 squared-loss program within
         ``ipm.ipm_fits`` (not in the fallback after an uncertified interior-point solve)."""
+        lift = Lifting.from_problem(problem)
         if self.inner == "ipm":
             if problem.loss != "squared":
                 raise ValueError(f"inner='ipm' solves the squared loss only, got "
                                  f"{problem.loss!r}; use inner='auto'")
+            if lift.n_groups * problem.d // 2 > ipm.MAX_UNKNOWNS:
+                raise ValueError(f"inner='ipm' needs G d / 2 <= MAX_UNKNOWNS = "
+                                 f"{ipm.MAX_UNKNOWNS}, got {lift.n_groups} groups x "
+                                 f"{problem.d} features; use inner='auto'")
             return True
-        lift = Lifting.from_problem(problem)
-        return self.inner == "auto" and self._auto_ipm and self.dtype == "float64" and \
+        return self.inner == "auto" and self.auto_ipm and self.dtype == "float64" and \
             problem.loss == "squared" and ipm.ipm_fits(problem.n, lift.n_groups, lift.n_blocks,
                                                    problem.d, problem.depth)
 
@@ -240,7 +256,7 @@ class AugmentedLagrangian(TorchSolver):
         if result.status == "optimal" or self.inner == "ipm" or left[0] <= 0 or left[1] < 1:
             return replace(result, solver=self.name, info=info)
         fallback = copy.copy(self)
-        fallback._auto_ipm = False
+        fallback.auto_ipm = False
         fallback.max_seconds, fallback.max_iters = left
         rest = fallback._solve(problem, replace(result, info=info))
         info = dict(rest.info, ipm_status=result.status, ipm_iterations=result.iterations,
