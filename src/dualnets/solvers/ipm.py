@@ -44,8 +44,7 @@ from ..lifting import Lifting
 from ..problem import Problem
 from ..registry import register
 from ..result import Result
-from .al_fold import Folding
-from .al_fold import cholesky_apply
+from .al_fold import Folding, cholesky_apply
 from .al_newton import MAX_LOW_RANK_ENTRIES, RIDGE, NewtonInner, lifted_columns_t, \
     lifted_weights
 from .base import check_budget
@@ -54,10 +53,11 @@ from .torch_run import DEFAULT_TOL, Clock, RunState, device_certificate, to_nump
 
 STEP_FRACTION = 0.99   # of the longest step that stays inside the cones
 MAX_UNKNOWNS = 6000    # G d / 2, the folded system: K holds 288 MB, and at 5000 (d = 50,
-#                        P = 50) an iteration took 1.6 s here
+#                        P = 50, n = 1600) an iteration took about 2 s here
 MAX_CONE_ROWS = 2_000_000   # n (G + B) up to which al's "auto" takes this solver: planted
-#                        n = 4000, d = 10, P = 50 (1.2e6 rows) took 15.4 s against al's 19.5 s,
-#                        n = 16000 (4.8e6) ended 100 iterations at gap 2e-2 (al: certified)
+#                        n = 4000, d = 10, P = 50 (1.2e6 rows) took 15.4 s against the AL's
+#                        19.5 s; n = 16000 (4.8e6) ended 100 iterations at gap 2e-2, where the
+#                        AL certified in 191 s
 MAX_ITERS = 200
 REFINEMENTS = 2               # iterative refinement steps of the Woodbury solve
 REFINED_RESIDUAL = 1e-12      # relative residual at which refinement stops
@@ -70,9 +70,8 @@ BAND = (0.1, 10.0)     # ... the band of products around the target sigma mu
 
 class SecondOrderScaling:
     """Nesterov-Todd scaling ``W_g = eta_g (2 w_g w_g' - J)`` (``w_g' J w_g = 1``) of ``G``
-    second-order cones at
-    ``(s, lam)`` (each given as a scalar part ``(G,)`` and a vector part ``(G, d)``):
-    ``W^{-1} s = W lam``, the scaled point ``lam~``."""
+    second-order cones at ``(s, lam)``, each given as a scalar part ``(G,)`` and a vector part
+    ``(G, d)``: ``W^{-1} s = W lam`` is the scaled point ``lam~``."""
 
     def __init__(self, s0, s1, l0, l1):
         s_norm = (s0 * s0 - (s1 * s1).sum(1)).clamp_min(0).sqrt()
@@ -238,6 +237,8 @@ class InteriorPoint(TorchSolver):
 
     def _iterate(self, problem: Problem, ops: TorchLifting, system: "NewtonSystem",
                  state: RunState):
+        """The interior-point iterations until certified or out of budget; returns ``(z,
+        lam_i, lam_o)`` of the last iterate, or of the best checked one on any other stop."""
         clock = Clock(ops.device)
         ws = ops.workspace()
         G = ops.G
