@@ -187,6 +187,21 @@ class _BlockBatches:
         return out.flatten()
 
 
+def upper_products(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(upper, XX)``: the upper-triangle indices of a d x d matrix and ``XX`` (n,
+    d(d+1)/2), the upper triangles of the rows' ``x_i x_i'``."""
+    upper = torch.triu_indices(X.shape[1], X.shape[1], device=X.device)
+    return upper, X[:, upper[0]] * X[:, upper[1]]
+
+
+def unpack_symmetric(values: torch.Tensor, upper: torch.Tensor, d: int) -> torch.Tensor:
+    """Symmetric (k, d, d) matrices from their upper triangles ``values`` (k, d(d+1)/2)."""
+    out = torch.empty((values.shape[0], d, d), dtype=values.dtype, device=values.device)
+    out[:, upper[0], upper[1]] = values
+    out[:, upper[1], upper[0]] = values
+    return out
+
+
 def lifted_weights(ops: TorchLifting) -> torch.Tensor:
     """A's column weights ``sigma E s D`` per group (depth 2: ``sigma s D``), (G, n) float64:
     the columns of group ``g`` are ``weight_g * X``."""
@@ -308,8 +323,7 @@ class NewtonInner(InnerSolver):
         self.ops, self.G, self.d, self.m1 = ops, ops.G, ops.d, ops.m1
         self.loss = ops.loss
         X = ops.X.to(f64)
-        self.upper = torch.triu_indices(self.d, self.d, device=dev)
-        self.XX = X[:, self.upper[0]] * X[:, self.upper[1]]      # (n, d(d+1)/2): x_i x_i'
+        self.upper, self.XX = upper_products(X)     # XX (n, d(d+1)/2): x_i x_i'
         weight = lifted_weights(ops)
         # columns of A for the low-rank solve, kept only where it can be used
         self.X64 = X
@@ -596,12 +610,7 @@ class NewtonInner(InnerSolver):
         return batches.scatter(x.flatten()), accurate
 
     def _unpack(self, upper: torch.Tensor) -> torch.Tensor:
-        """Symmetric (k, d, d) matrices from their upper triangles (k, d(d+1)/2)."""
-        out = torch.empty((upper.shape[0], self.d, self.d), dtype=upper.dtype,
-                          device=upper.device)
-        out[:, self.upper[0], self.upper[1]] = upper
-        out[:, self.upper[1], self.upper[0]] = upper
-        return out
+        return unpack_symmetric(upper, self.upper, self.d)
 
     @classmethod
     def _solve(cls, M: torch.Tensor, rhs: torch.Tensor, scale: float) -> torch.Tensor | None:

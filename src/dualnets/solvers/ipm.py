@@ -6,8 +6,8 @@ The ReLU program (squared loss) as a conic QP over ``x = (z, t)``::
 
 solved by Mehrotra's predictor-corrector with Nesterov-Todd scaling, as CVXOPT's ``coneqp``
 (Vandenberghe 2010, "The CVXOPT linear and quadratic cone program solvers"), from CVXOPT's
-default (infeasible) start, :meth:`NewtonSystem.initial_point`.  Its dual variables are the cone multipliers
-``lambda_l >= 0`` of ``B z >= 0`` and ``lambda_g = (beta, A'r - B'lambda_l)_g``, so every
+default (infeasible) start, :meth:`NewtonSystem.initial_point`.  Its dual variables are the
+cone multipliers ``lambda_l >= 0`` of ``B z >= 0`` and ``lambda_g = (beta, A'r - B'lambda_l)_g``, so every
 iterate is certified by :func:`dualnets.certificate.certify` (``v = A z - y``): the solver
 stops on that certificate, never on its own residuals.
 
@@ -46,7 +46,7 @@ from ..registry import register
 from ..result import Result
 from .al_fold import Folding, cholesky_apply
 from .al_newton import MAX_LOW_RANK_ENTRIES, RIDGE, NewtonInner, lifted_columns_t, \
-    lifted_weights
+    lifted_weights, unpack_symmetric, upper_products
 from .base import check_budget
 from .torch_ops import TorchLifting, TorchSolver
 from .torch_run import DEFAULT_TOL, Clock, RunState, device_certificate, to_numpy
@@ -385,8 +385,7 @@ class NewtonSystem:
     def __init__(self, ops: TorchLifting):
         self.ops, self.G, self.d, self.m1 = ops, ops.G, ops.d, ops.m1
         X = ops.X
-        self.upper = torch.triu_indices(self.d, self.d, device=X.device)
-        self.XX = X[:, self.upper[0]] * X[:, self.upper[1]]
+        self.upper, self.XX = upper_products(X)
         weights = lifted_weights(ops)
         self.K = NewtonInner.half_gram(X, weights[: self.G // 2])
         n, Gd = ops.n, self.G * self.d
@@ -417,7 +416,6 @@ class NewtonSystem:
         if solve is None:
             return None
         ws = ops.workspace()
-        ops._forward(torch.zeros((G, d), dtype=f64, device=dev), ws, ws.yhat)
         Aty = -ops.al_gradient(torch.zeros((G, d), dtype=f64, device=dev),
                                ops.zeros_inner(), ops.zeros_outer(), 0.0, ws)   # A'y
         out = solve(Aty, -beta * ones(G))
@@ -446,21 +444,14 @@ class NewtonSystem:
             W = W + ops.coef * (ops.sign_outer * w_o).repeat_interleave(self.m1, dim=0)
         return W @ ops.X
 
-    def _unpack(self, upper: torch.Tensor) -> torch.Tensor:
-        out = torch.empty((upper.shape[0], self.d, self.d), dtype=upper.dtype,
-                          device=upper.device)
-        out[:, self.upper[0], self.upper[1]] = upper
-        out[:, self.upper[1], self.upper[0]] = upper
-        return out
-
     def factorize(self, theta_i, theta_o, soc: SecondOrderScaling):
         """The solve ``(rhs_z, rhs_t) -> (dz, dt)`` of the Newton system with the cone weights
         ``theta`` and the scaling ``soc``, or None if it is numerically singular."""
         ops, G, m1, d = self.ops, self.G, self.m1, self.d
         pos = torch.arange(G, device=theta_i.device)
         tt, tz, zz = soc.theta_blocks()
-        C = [self._unpack(theta_i @ self.XX) + zz - tz[:, :, None] * tz[:, None, :] / tt[
-            :, None, None]]
+        C = [unpack_symmetric(theta_i @ self.XX, self.upper, d) + zz
+             - tz[:, :, None] * tz[:, None, :] / tt[:, None, None]]
         p, q = [pos], [pos]
         if theta_o is not None:
             block = pos // m1
@@ -470,7 +461,8 @@ class NewtonSystem:
                                 for j in range(m1) for k in range(m1)], 1)
             sums = sums.view(ops.B, m1, m1, -1)
             weight = self.sign[pp] * self.sign[qq]
-            C.append(weight[:, None, None] * self._unpack(sums[block[pp], pp % m1, qq % m1]))
+            C.append(weight[:, None, None] * unpack_symmetric(
+                sums[block[pp], pp % m1, qq % m1], self.upper, d))
             p, q = p + [pp], q + [qq]
         p, q, C = torch.cat(p), torch.cat(q), torch.cat(C)
 
