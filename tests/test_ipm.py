@@ -161,8 +161,10 @@ def test_inner_ipm_refuses_a_program_above_its_size(monkeypatch):
     from dualnets.solvers import ipm
 
     monkeypatch.setattr(ipm, "MAX_UNKNOWNS", 10)
-    with pytest.raises(ValueError, match=r"inner='ipm' needs G d / 2 <= MAX_UNKNOWNS = 10, "
-                                         r"got 32 groups x 4 features"):
+    monkeypatch.setattr(ipm, "MAX_WOODBURY_ENTRIES", 10)
+    with pytest.raises(ValueError, match=r"inner='ipm': the Newton system fits neither the "
+                                         r"fold \(G d / 2 = 64 unknowns, above MAX_UNKNOWNS = "
+                                         r"10\) nor Woodbury"):
         get_solver("al", inner="ipm").solve(small_problem())
 
 
@@ -173,15 +175,27 @@ def wide_problem(depth: int) -> Problem:
     return problem.with_patterns(sample_patterns(X, 3, 8, seed=1, depth=depth))
 
 
+@pytest.mark.parametrize("clamp", [False, True])
 @pytest.mark.parametrize("depth", [2, 3])
-def test_the_woodbury_solve_is_the_folded_one(depth):
+def test_the_woodbury_solve_is_the_folded_one(depth, clamp, monkeypatch):
+    """Plain, and clamped (the unclamped factorization made to fail): the conjugate gradients
+    it preconditions reach the folded solve either way."""
     from dualnets.solvers.ipm import NewtonSystem
     from dualnets.solvers.torch_ops import TorchLifting
 
     problem = wide_problem(depth)
     ops = TorchLifting(Lifting.from_problem(problem), problem.y)
     system = NewtonSystem(ops)
-    assert system.At is not None
+    assert system.route == "woodbury"
+    if clamp:
+        built = []
+        plain = NewtonSystem._low_rank
+
+        def only_clamped(self, p, q, C, clamped):
+            built.append(clamped)
+            return plain(self, p, q, C, clamped) if clamped else None
+
+        monkeypatch.setattr(NewtonSystem, "_low_rank", only_clamped)
     rng = torch.Generator().manual_seed(depth)
     rand = lambda *shape: torch.rand(shape, generator=rng, dtype=torch.float64)  # noqa: E731
     theta_i = rand(ops.G, ops.n) + 0.1
@@ -189,11 +203,13 @@ def test_the_woodbury_solve_is_the_folded_one(depth):
     s0, s1, l0, l1 = random_cone_points(ops.G, ops.d, seed=depth)
     soc = SecondOrderScaling(s0, s1, l0, l1)
     rhs_z, rhs_t = rand(ops.G, ops.d) - 0.5, rand(ops.G) - 0.5
-    At, system.At = system.At, None
+    system.route = "fold"
     folded = system.factorize(theta_i, theta_o, soc)(rhs_z, rhs_t)
-    system.At = At
+    system.route = "woodbury"
     system.fold.factorize = lambda *args: (lambda rhs: None)    # Woodbury alone, no fallback
     woodbury = system.factorize(theta_i, theta_o, soc)(rhs_z, rhs_t)
+    if clamp:
+        assert built[-2:] == [False, True]
     for a, b in zip(woodbury, folded):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
 
@@ -201,3 +217,55 @@ def test_the_woodbury_solve_is_the_folded_one(depth):
 @pytest.mark.parametrize("depth", [2, 3])
 def test_ipm_with_woodbury_matches_clarabel(depth):
     assert_matches_clarabel(wide_problem(depth))
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_ipm_by_woodbury_alone_matches_clarabel(depth, monkeypatch):
+    """Above the fold's size only Woodbury (and the conjugate gradients it preconditions)
+    solves: d = 200 at n = 1600 has G d / 2 = 20000 unknowns."""
+    from dualnets.solvers import ipm
+
+    monkeypatch.setattr(ipm, "MAX_UNKNOWNS", 0)
+    problem = wide_problem(depth)
+    assert ipm.newton_route(problem.n, 2 * problem.n_patterns * problem.m1, problem.d) \
+        == "woodbury"
+    assert_matches_clarabel(problem)
+
+
+@pytest.mark.parametrize("n, pieces", [(7, 1), (10, 3), (64, 4)])
+def test_the_lower_gram_is_the_product(n, pieces):
+    from dualnets.solvers.ipm import lower_gram
+
+    Q = torch.randn((n, 9), generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    torch.testing.assert_close(lower_gram(Q, pieces), Q @ Q.T, rtol=1e-13, atol=1e-13)
+
+
+def test_block_cholesky_ridges_only_the_blocks_that_fail():
+    from dualnets.solvers.ipm import block_cholesky
+
+    rng = torch.Generator().manual_seed(5)
+    good = torch.randn((3, 4), generator=rng, dtype=torch.float64)
+    singular = torch.randn((4, 2), generator=rng, dtype=torch.float64)
+    M = torch.stack([good.T @ good + torch.eye(4, dtype=torch.float64),
+                     singular @ singular.T])                   # rank 2 of 4
+    L = block_cholesky(M.clone())
+    torch.testing.assert_close(L[0] @ L[0].T, M[0], rtol=1e-12, atol=1e-12)
+    shift = (L[1] @ L[1].T - M[1]).diagonal()
+    assert bool((shift > 0).all()) and float(shift.max()) <= 1e-6 * float(M[1].diagonal().max())
+    assert block_cholesky(-torch.eye(3, dtype=torch.float64)[None].clone()) is None
+
+
+def test_preconditioned_cg_corrects_a_rough_preconditioner(monkeypatch):
+    from dualnets.solvers import ipm
+
+    rng = torch.Generator().manual_seed(6)
+    F = torch.randn((30, 30), generator=rng, dtype=torch.float64)
+    H = F @ F.T + 30 * torch.eye(30, dtype=torch.float64)
+    r = torch.randn(30, generator=rng, dtype=torch.float64)
+    rough = torch.diag(1.0 / H.diagonal())                    # Jacobi: far from H^{-1}
+    with monkeypatch.context() as patch:
+        patch.setattr(ipm, "CG_STEPS", 3)
+        assert ipm.preconditioned_cg(lambda v: H @ v, lambda v: rough @ v, r) is None
+    x = ipm.preconditioned_cg(lambda v: H @ v, lambda v: torch.linalg.solve(
+        H + 3 * torch.eye(30, dtype=torch.float64), v), r)     # a shifted inverse: a few steps
+    torch.testing.assert_close(H @ x, r, rtol=0, atol=ipm.LOW_RANK_RESIDUAL * float(r.norm()))

@@ -35,12 +35,13 @@ updates and the best checked point; inner solvers (``inner``) only step:
   Once the certificate is within ``polish_at``, :mod:`.al_polish` tries a Newton step on the
   active set plus NNLS multipliers for the zero groups; its point is returned only if it
   certifies.
-- ``"ipm"``: no augmented Lagrangian at all: the whole program (no working set, so
-  ``G d / 2 <= ipm.MAX_UNKNOWNS``) is solved by the structured interior-point method of
-  :mod:`.ipm`, in float64, squared loss only; it takes no warm start.
+- ``"ipm"``: no augmented Lagrangian at all: the whole program (no working set, so its
+  Newton system must fit, ``ipm.newton_route``) is solved by the structured interior-point
+  method of :mod:`.ipm`, in float64, squared loss only; it takes no warm start.
 - ``"auto"`` (default): ipm for a float64 squared-loss program within ``ipm.ipm_fits``
-  (``n (G + B) <= 2e6`` cone rows, ``G d / 2 <= 6000``), solved whole, without a working set
-  (planted n = 1200, P = 50: 47 of the 50 patterns are needed anyway); if it ends
+  (``n (G + B) <= 2e6`` cone rows, and ``G d / 2 <= 6000`` or ``n G d / 2 <= 5e7``), solved
+  whole, without a working set (planted n = 1200, P = 50: 47 of the 50 patterns are needed
+  anyway; d = 50 at n = 1600: about 170 of the 200 groups are nonzero); if it ends
   uncertified, the rest of the budget goes to the AL below, warm started from its point.
   Otherwise (and in every round of the working set, which stays with the warm-started AL)
   newton when it fits
@@ -232,10 +233,9 @@ class AugmentedLagrangian(TorchSolver):
             if problem.loss != "squared":
                 raise ValueError(f"inner='ipm' solves the squared loss only, got "
                                  f"{problem.loss!r}; use inner='auto'")
-            if lift.n_groups * problem.d // 2 > ipm.MAX_UNKNOWNS:
-                raise ValueError(f"inner='ipm' needs G d / 2 <= MAX_UNKNOWNS = "
-                                 f"{ipm.MAX_UNKNOWNS}, got {lift.n_groups} groups x "
-                                 f"{problem.d} features; use inner='auto'")
+            if ipm.newton_route(problem.n, lift.n_groups, problem.d) is None:
+                why = ipm.unfit_reason(problem.n, lift.n_groups, problem.d)
+                raise ValueError(f"inner='ipm': {why}; use inner='auto'")
             return True
         return self.inner == "auto" and self.auto_ipm and self.dtype == "float64" and \
             problem.loss == "squared" and ipm.ipm_fits(problem.n, lift.n_groups, lift.n_blocks,

@@ -16,16 +16,18 @@ on ``B z >= 0``, ``W_g^{-2}`` on the second-order cones) and ``t`` eliminated gr
 
     H = A'A + B' Theta B + blockdiag_g (Theta_zz - Theta_zt Theta_tz / Theta_tt)_g
 
-``A'A`` is the fixed Gram matrix (formed once, as ``K = A_+'A_+``: ``A = [A_+, -A_+]``), and
-everything else is block diagonal per network block (``d x d`` per group for the inner cones,
-``m1 d`` square for the outer ones), formed by one GEMM of the ``n x d(d+1)/2`` products
-``x_i x_i'`` with the weights ``Theta``.  The system is folded onto the patterns
-(:mod:`.al_fold`: ``G d / 2`` unknowns, one dense Cholesky per iteration), or solved by
-Woodbury (one ``n x n`` Cholesky of ``I + A D^{-1} A'``, checked by refinement) where that
-takes fewer flops; one factorization serves the predictor, the corrector and up to
-``CORRECTORS`` Gondzio centrality correctors (Gondzio 1996), which push the orthant products
-of a longer trial step into a band around ``sigma mu``.  Clarabel factors the sparse KKT
-system of the same program, with its ``n (G + B)`` cone rows, at every iteration.
+``A'A`` is the fixed Gram matrix (``A = [A_+, -A_+]``), and everything else is block
+diagonal per network block (``d x d`` per group for the inner cones, ``m1 d`` square for the
+outer ones), formed by one GEMM of the ``n x d(d+1)/2`` products ``x_i x_i'`` with the weights
+``Theta``.  :func:`newton_route` picks the solve: folded onto the patterns (:mod:`.al_fold`:
+``K = A_+'A_+``, ``G d / 2`` unknowns, one dense Cholesky per iteration), or Woodbury where
+that takes fewer flops or the fold does not fit: one ``n x n`` Cholesky of ``I + F F'``,
+``F`` the columns of ``A_+`` scaled by the two sign blocks' ``D^{-1}``, which preconditions
+conjugate gradients on ``H`` (late iterations leave ``D`` numerically singular).  One
+factorization serves the predictor, the corrector and up to ``CORRECTORS`` Gondzio
+centrality correctors (Gondzio 1996), which push the orthant products of a longer trial
+step into a band around ``sigma mu``.  Clarabel factors the sparse KKT system of the same
+program, with its ``n (G + B)`` cone rows, at every iteration.
 
 Measured (one thread): planted n = 1200, d = 10, P = 50 in 55 iterations and 5.1 s, Clarabel
 161 s; the iterations grow with n (47 at n = 400, 74 at n = 4000, and n = 16000 was at gap 2e-2
@@ -45,7 +47,7 @@ from ..problem import Problem
 from ..registry import register
 from ..result import Result
 from .al_fold import Folding, cholesky_apply
-from .al_newton import MAX_LOW_RANK_ENTRIES, RIDGE, NewtonInner, lifted_columns_t, \
+from .al_newton import RIDGE, NewtonInner, lifted_columns_t, \
     lifted_weights, unpack_symmetric, upper_products
 from .base import check_budget
 from .torch_ops import TorchLifting, TorchSolver
@@ -53,15 +55,22 @@ from .torch_run import DEFAULT_TOL, Clock, RunState, device_certificate, to_nump
 
 STEP_FRACTION = 0.99   # of the longest step that stays inside the cones
 MAX_UNKNOWNS = 6000    # G d / 2, the folded system: K holds 288 MB, and at 5000 (d = 50,
-#                        P = 50, n = 1600) an iteration took about 2 s here
+#                        P = 50, n = 1600) a folded iteration took about 2 s, Woodbury's 0.7
+MAX_WOODBURY_ENTRIES = 5e7   # n G d / 2: A_+' and its scaled copy F' (400 MB each)
 MAX_CONE_ROWS = 2_000_000   # n (G + B) up to which al's "auto" takes this solver: planted
 #                        n = 4000, d = 10, P = 50 (1.2e6 rows) took 15.4 s against the AL's
 #                        19.5 s; n = 16000 (4.8e6) ended 100 iterations at gap 2e-2, where the
 #                        AL certified in 191 s
 MAX_ITERS = 200
-REFINEMENTS = 2               # iterative refinement steps of the Woodbury solve
-REFINED_RESIDUAL = 1e-12      # relative residual at which refinement stops
+CG_STEPS = 20                 # conjugate-gradient steps on H, preconditioned by Woodbury
+#                               (late iterations at d = 50 took 7, clamped ones up to 20)
+CG_RESIDUAL = 1e-11           # relative residual at which they stop (round-off: ~2e-12)
 LOW_RANK_RESIDUAL = 1e-9      # above it the Woodbury solve is refused (the fold solves)
+CLAMP = 1e-6                  # floor of D's eigenvalues in the clamped Woodbury solve, times
+#                               max diag(A'A): d = 50 without the fold certified at 1e-5 and
+#                               1e-6, and ended singular at gap 1.9e-6 at 1e-8
+GRAM_PIECES = 4               # row blocks of F in the product F F' (lower blocks only)
+GRAM_ROWS = 200               # ... each at least this many rows
 CORRECTORS = 2         # Gondzio centrality correctors per iteration, at most
 CORRECTOR_REACH = 1.5  # ... each aims at this multiple of the current longest step
 CORRECTOR_GAIN = 1.05  # ... and is kept if it lengthens the step by this factor
@@ -145,11 +154,93 @@ def orthant_step(u: torch.Tensor, d: torch.Tensor) -> float:
     return -1.0 / worst if worst < 0 else math.inf
 
 
+def newton_route(n: int, n_groups: int, d: int) -> str | None:
+    """How :class:`NewtonSystem` solves: ``"woodbury"`` where it fits (``n G d / 2 <=
+    MAX_WOODBURY_ENTRIES``) and either undercuts the fold's flops (``n^2 G d / 4 + n^3 / 3``
+    against ``(G d / 2)^3 / 3``) or the fold does not fit; else ``"fold"`` where ``G d / 2 <=
+    MAX_UNKNOWNS``; else None."""
+    half = n_groups * d // 2
+    fold = half <= MAX_UNKNOWNS
+    if n * half <= MAX_WOODBURY_ENTRIES and (
+            not fold or n * n * half / 2 + n ** 3 / 3 < half ** 3 / 3):
+        return "woodbury"
+    return "fold" if fold else None
+
+
+def unfit_reason(n: int, n_groups: int, d: int) -> str:
+    """Why :func:`newton_route` found no route, in one line."""
+    half = n_groups * d // 2
+    return (f"the Newton system fits neither the fold (G d / 2 = {half} unknowns, above "
+            f"MAX_UNKNOWNS = {MAX_UNKNOWNS}) nor Woodbury (n G d / 2 = {n * half} entries, "
+            f"above MAX_WOODBURY_ENTRIES = {MAX_WOODBURY_ENTRIES:.0e})")
+
+
 def ipm_fits(n: int, n_groups: int, n_blocks: int, d: int, depth: int) -> bool:
-    """Whether :class:`InteriorPoint` is the solver of choice: ``G d / 2 <= MAX_UNKNOWNS`` and
+    """Whether :class:`InteriorPoint` is the solver of choice: a :func:`newton_route` and
     ``n (G + B) <= MAX_CONE_ROWS`` cone rows (``B`` counted at depth 3)."""
     rows = n * (n_groups + (n_blocks if depth == 3 else 0))
-    return n_groups * d // 2 <= MAX_UNKNOWNS and rows <= MAX_CONE_ROWS
+    return newton_route(n, n_groups, d) is not None and rows <= MAX_CONE_ROWS
+
+
+def preconditioned_cg(apply, precondition, r: torch.Tensor) -> torch.Tensor | None:
+    """``H^{-1} r`` by conjugate gradients from ``precondition(r)``, ``apply(x) = H x`` and
+    ``precondition(r) ~ H^{-1} r``, until the relative residual is below ``CG_RESIDUAL``
+    or after ``CG_STEPS`` steps; None unless the final residual, recomputed, is within
+    ``LOW_RANK_RESIDUAL``."""
+    x = precondition(r)
+    norm = float(torch.linalg.vector_norm(r))
+    residual = r - apply(x)
+    z = precondition(residual)
+    direction, rz = z, float(residual @ z)
+    for _ in range(CG_STEPS):
+        if not float(torch.linalg.vector_norm(residual)) > CG_RESIDUAL * norm or rz <= 0:
+            break
+        Hd = apply(direction)
+        curvature = float(direction @ Hd)
+        if not curvature > 0:
+            break
+        step = rz / curvature
+        x = x + step * direction
+        residual = residual - step * Hd
+        z = precondition(residual)
+        rz, previous = float(residual @ z), rz
+        direction = z + (rz / previous) * direction
+    error = float(torch.linalg.vector_norm(r - apply(x)))
+    return x if math.isfinite(error) and error <= LOW_RANK_RESIDUAL * norm else None
+
+
+def block_cholesky(M: torch.Tensor) -> torch.Tensor | None:
+    """Lower Cholesky factors of the batch ``M`` (overwritten), a ridge grown 100x from
+    ``RIDGE`` times the block's largest diagonal entry added to the blocks that fail; None if
+    one fails even at a ridge of that entry (the Woodbury solve is a preconditioner only)."""
+    L, info = torch.linalg.cholesky_ex(M)
+    top = M.diagonal(dim1=1, dim2=2).amax(1)
+    ridge = RIDGE
+    while bool(info.any()):
+        if ridge > 1.0:
+            return None
+        bad = info > 0
+        M[bad] += (ridge * top[bad])[:, None, None] * torch.eye(
+            M.shape[1], dtype=M.dtype, device=M.device)
+        L[bad], info[bad] = torch.linalg.cholesky_ex(M[bad])
+        ridge *= 100.0
+    return L
+
+
+def lower_gram(Q: torch.Tensor, pieces: int) -> torch.Tensor:
+    """``Q Q'`` (``Q`` is ``n x k``) from the products of its lower row blocks only, mirrored:
+    ``(pieces + 1) / (2 pieces)`` of a full GEMM's flops (torch has no SYRK)."""
+    n = Q.shape[0]
+    S = torch.empty((n, n), dtype=Q.dtype, device=Q.device)
+    cuts = [n * i // pieces for i in range(pieces + 1)]
+    for i in range(pieces):
+        rows = slice(cuts[i], cuts[i + 1])
+        for j in range(i + 1):
+            cols = slice(cuts[j], cuts[j + 1])
+            S[rows, cols] = Q[rows] @ Q[cols].T
+            if j < i:
+                S[cols, rows] = S[rows, cols].T
+    return S
 
 
 def band_push(products: torch.Tensor, target: float) -> torch.Tensor:
@@ -215,10 +306,9 @@ class InteriorPoint(TorchSolver):
 
     def supports(self, problem: Problem) -> tuple[bool, str]:
         ok, why = super().supports(problem)
-        if ok and problem.n_patterns * problem.m1 * 2 * problem.d // 2 > MAX_UNKNOWNS:
-            return False, (f"the folded Newton system would have G d / 2 = "
-                           f"{2 * problem.n_patterns * problem.m1 * problem.d // 2} unknowns, "
-                           f"above MAX_UNKNOWNS = {MAX_UNKNOWNS} (use al: working sets)")
+        groups = 2 * problem.n_patterns * problem.m1
+        if ok and newton_route(problem.n, groups, problem.d) is None:
+            return False, unfit_reason(problem.n, groups, problem.d) + " (use al: working sets)"
         return ok, why
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
@@ -386,20 +476,25 @@ class NewtonSystem:
         self.ops, self.G, self.d, self.m1 = ops, ops.G, ops.d, ops.m1
         X = ops.X
         self.upper, self.XX = upper_products(X)
-        weights = lifted_weights(ops)
-        self.K = NewtonInner.half_gram(X, weights[: self.G // 2])
-        n, Gd = ops.n, self.G * self.d
-        # Woodbury where its flops (n^2 G d for A D^-1 A', n^3/3) undercut the fold's
-        # Cholesky, (G d / 2)^3 / 3: breast_cancer (n = 427, d = 31, P = 50) took 0.5 s per
-        # iteration folded
-        cheaper = n * n * Gd + n ** 3 / 3 < (Gd / 2) ** 3 / 3
-        self.At = lifted_columns_t(weights, X) if cheaper and n * Gd <= MAX_LOW_RANK_ENTRIES \
-            else None
-        self.scale = float(self.K.diagonal().max()) if self.K.numel() else 1.0
+        self.half_weights = lifted_weights(ops)[: self.G // 2]      # A_+: A = [A_+, -A_+]
+        self.route = newton_route(ops.n, self.G, self.d)
+        if self.route is None:
+            raise ValueError(unfit_reason(ops.n, self.G, self.d))
+        self._K = None
+        self.At = lifted_columns_t(self.half_weights, X) if self.route == "woodbury" else None
+        diagonal = self.half_weights.square() @ X.square()           # diag(A_+'A_+), (G/2, d)
+        self.scale = float(diagonal.max()) if diagonal.numel() else 1.0
         active = torch.arange(self.G, device=X.device)
         self.fold = Folding(active, self.G // 2, self.m1, self.d)
         self.sign = ops.group_sign
         self.ws = ops.workspace()
+
+    @property
+    def K(self) -> torch.Tensor:
+        """``A_+'A_+``, formed on the fold's first use."""
+        if self._K is None:
+            self._K = NewtonInner.half_gram(self.ops.X, self.half_weights)
+        return self._K
 
     def initial_point(self, beta: float):
         """CVXOPT's default start: ``x = -(P + G'G)^{-1} c`` (the Newton system with unit
@@ -450,19 +545,18 @@ class NewtonSystem:
         ops, G, m1, d = self.ops, self.G, self.m1, self.d
         pos = torch.arange(G, device=theta_i.device)
         tt, tz, zz = soc.theta_blocks()
-        C = [unpack_symmetric(theta_i @ self.XX, self.upper, d) + zz
+        weight = theta_i
+        if theta_o is not None:     # the outer rows' j = k terms join their groups' own
+            weight = theta_i + theta_o.repeat_interleave(m1, dim=0) * ops.inner
+        C = [unpack_symmetric(weight @ self.XX, self.upper, d) + zz
              - tz[:, :, None] * tz[:, None, :] / tt[:, None, None]]
         p, q = [pos], [pos]
-        if theta_o is not None:
+        if theta_o is not None and m1 > 1:            # ... and j < k pairs their own blocks
             block = pos // m1
-            pp, qq = torch.nonzero((block[:, None] == block[None, :]).triu(), as_tuple=True)
-            D = ops.inner.view(ops.B, m1, ops.n)
-            sums = torch.stack([(theta_o * D[:, j] * D[:, k]) @ self.XX
-                                for j in range(m1) for k in range(m1)], 1)
-            sums = sums.view(ops.B, m1, m1, -1)
-            weight = self.sign[pp] * self.sign[qq]
-            C.append(weight[:, None, None] * unpack_symmetric(
-                sums[block[pp], pp % m1, qq % m1], self.upper, d))
+            pp, qq = torch.nonzero((block[:, None] == block[None, :]).triu(1), as_tuple=True)
+            pair = theta_o[block[pp]] * (ops.inner[pp] & ops.inner[qq])
+            C.append((self.sign[pp] * self.sign[qq])[:, None, None] * unpack_symmetric(
+                pair @ self.XX, self.upper, d))
             p, q = p + [pp], q + [qq]
         p, q, C = torch.cat(p), torch.cat(q), torch.cat(C)
 
@@ -470,20 +564,36 @@ class NewtonSystem:
 
         def fold_solve(rhs):
             nonlocal folded
+            if self.G * d // 2 > MAX_UNKNOWNS:
+                return None
             if folded is None:
                 folded = self.fold.factorize(
                     self.K, p, q, C, RIDGE * self.scale,
                     lambda R: NewtonInner._cholesky(R, self.scale, 0.0)) or (lambda r: None)
             return folded(rhs)
 
-        low_rank = None if self.At is None else self._low_rank(p, q, C)
-        if low_rank is None and fold_solve(torch.zeros(G * d, dtype=C.dtype,
-                                                       device=C.device)) is None:
+        woodbury = {} if self.route == "woodbury" else {False: None, True: None}
+
+        def built(clamp: bool):                # the Woodbury solve, or None where it failed
+            if clamp not in woodbury:
+                woodbury[clamp] = self._low_rank(p, q, C, clamp)
+            return woodbury[clamp]
+
+        def low_rank(rhs):
+            for clamp in (False, True):        # clamped: after a failure only (an eigh)
+                dz = None if built(clamp) is None else woodbury[clamp](rhs)
+                if dz is not None:
+                    return dz
+                woodbury[clamp] = None         # inaccurate: not tried again
+            return None
+
+        if built(False) is None and built(True) is None and fold_solve(
+                torch.zeros(G * d, dtype=C.dtype, device=C.device)) is None:
             return None
 
         def solve(rhs_z, rhs_t):
             rhs = (rhs_z - tz * (rhs_t / tt)[:, None]).flatten()
-            dz = None if low_rank is None else low_rank(rhs)
+            dz = low_rank(rhs)
             if dz is None:                     # no low-rank solve, or an inaccurate one
                 dz = fold_solve(rhs)
             if dz is None:
@@ -493,49 +603,58 @@ class NewtonSystem:
 
         return solve
 
-    def _low_rank(self, p: torch.Tensor, q: torch.Tensor, C: torch.Tensor):
+    def _low_rank(self, p: torch.Tensor, q: torch.Tensor, C: torch.Tensor, clamp: bool):
         """The solve ``r -> H^{-1} r`` by Woodbury: ``H = A'A + D`` with ``D`` (the blocks
         ``C`` at ``(p, q)``, plus the ridge) block diagonal per network block, so only
-        ``I + A D^{-1} A'`` (``n x n``) is factored.  A solve whose residual stays above
-        ``LOW_RANK_RESIDUAL`` after ``REFINEMENTS`` refinement steps returns None (the caller
-        then takes the fold); None also when a factorization fails."""
+        ``S = I + A D^{-1} A'`` (``n x n``) is factored.  With ``A = [A_+, -A_+]`` it is
+        ``I + F F'``, ``F = A_+ L`` for the Cholesky factors ``L L' = D_+^{-1} + D_-^{-1}`` of
+        the two sign blocks of a pattern (:func:`block_cholesky`), half of ``A``'s columns.
+        It preconditions conjugate gradients on ``H`` (:func:`preconditioned_cg`), whose None
+        (a residual above ``LOW_RANK_RESIDUAL``) sends the caller on; None also when a
+        factorization fails.  ``clamp``: ``D^{-1}`` from the eigenvalues of ``D`` raised to
+        ``CLAMP`` times ``max diag(A'A)``, for the late iterations whose ``D`` is numerically
+        singular (the directions it leaves to ``A'A``)."""
         B, m1, d = self.ops.B, self.m1, self.d
-        w = m1 * d
+        w, half = m1 * d, self.ops.B // 2
         D = torch.zeros((B, m1, m1, d, d), dtype=C.dtype, device=C.device)
         D.index_put_((p // m1, p % m1, q % m1), C, accumulate=True)
         off = p != q
         D.index_put_((q[off] // m1, q[off] % m1, p[off] % m1), C[off].mT, accumulate=True)
         D = D.permute(0, 1, 3, 2, 4).reshape(B, w, w)
         D.diagonal(dim1=1, dim2=2).add_(RIDGE * self.scale)
-        L, info = torch.linalg.cholesky_ex(D)
-        if bool(info.any()):
+        if clamp:
+            values, vectors = torch.linalg.eigh(D)
+            D_inv = (vectors / values.clamp_min(CLAMP * self.scale)[:, None, :]) @ vectors.mT
+        else:
+            L, info = torch.linalg.cholesky_ex(D)
+            if bool(info.any()):
+                return None
+            D_inv = torch.cholesky_inverse(L)
+        L_sum = block_cholesky(D_inv[:half] + D_inv[half:])
+        if L_sum is None:
             return None
-        D_inv = torch.cholesky_inverse(L)
         At, n = self.At, self.At.shape[1]
-        Y = torch.bmm(D_inv, At.view(B, w, n)).view(-1, n)               # D^{-1} A'
-        small = At.T @ Y
+        Ft = torch.bmm(L_sum.mT, At.view(half, w, n)).view(-1, n)       # F'
+        small = lower_gram(Ft.T, max(1, min(GRAM_PIECES, n // GRAM_ROWS)))
         small.diagonal().add_(1.0)
         L_small, info = torch.linalg.cholesky_ex(small)
         if int(info) != 0:
             return None
 
+        def times_A(x):                                      # A x, x by blocks (B, w)
+            return At.T @ (x[:half] - x[half:]).flatten()
+
+        def times_At(u):                                     # A' u, by blocks (B, w)
+            g = (At @ u).view(half, w)
+            return torch.cat([g, -g])
+
         def once(r):
-            x0 = torch.bmm(D_inv, r.view(B, w, 1)).flatten()
-            return x0 - Y @ cholesky_apply(L_small, At.T @ x0)
+            x0 = torch.bmm(D_inv, r.view(B, w, 1)).view(B, w)
+            c = times_At(cholesky_apply(L_small, times_A(x0)))
+            return (x0 - torch.bmm(D_inv, c.view(B, w, 1)).view(B, w)).flatten()
 
         def apply(x):                                                     # H x
-            return At @ (At.T @ x) + torch.bmm(D, x.view(B, w, 1)).flatten()
+            x = x.view(B, w)
+            return (times_At(times_A(x)) + torch.bmm(D, x.view(B, w, 1)).view(B, w)).flatten()
 
-        def solve(r):
-            x = once(r)
-            norm = float(torch.linalg.vector_norm(r))
-            for _ in range(REFINEMENTS + 1):
-                residual = r - apply(x)
-                error = float(torch.linalg.vector_norm(residual))
-                if not error > REFINED_RESIDUAL * norm:
-                    break
-                x = x + once(residual)
-            accurate = math.isfinite(error) and error <= LOW_RANK_RESIDUAL * norm
-            return x if accurate else None
-
-        return solve
+        return lambda r: preconditioned_cg(apply, once, r)
