@@ -154,13 +154,18 @@ def orthant_step(u: torch.Tensor, d: torch.Tensor) -> float:
     return -1.0 / worst if worst < 0 else math.inf
 
 
+def fold_fits(n_groups: int, d: int) -> bool:
+    """Whether the folded system (``G d / 2`` unknowns) is within ``MAX_UNKNOWNS``."""
+    return n_groups * d // 2 <= MAX_UNKNOWNS
+
+
 def newton_route(n: int, n_groups: int, d: int) -> str | None:
     """How :class:`NewtonSystem` solves: ``"woodbury"`` where it fits (``n G d / 2 <=
     MAX_WOODBURY_ENTRIES``) and either undercuts the fold's flops (``n^2 G d / 4 + n^3 / 3``
     against ``(G d / 2)^3 / 3``) or the fold does not fit; else ``"fold"`` where ``G d / 2 <=
     MAX_UNKNOWNS``; else None."""
     half = n_groups * d // 2
-    fold = half <= MAX_UNKNOWNS
+    fold = fold_fits(n_groups, d)
     if n * half <= MAX_WOODBURY_ENTRIES and (
             not fold or n * n * half / 2 + n ** 3 / 3 < half ** 3 / 3):
         return "woodbury"
@@ -564,7 +569,7 @@ class NewtonSystem:
 
         def fold_solve(rhs):
             nonlocal folded
-            if self.G * d // 2 > MAX_UNKNOWNS:
+            if not fold_fits(self.G, d):
                 return None
             if folded is None:
                 folded = self.fold.factorize(
