@@ -15,7 +15,8 @@ design's ``t = min(1, ...)`` and is never worse).  The loss formulas are those o
 
 This module is the one home of these formulas: :func:`primal_value`, :func:`dual_point`,
 :func:`dual_value`, :func:`best_dual_scale` (the dual at that scale: :func:`scaled_dual`;
-primal and dual: :func:`primal_and_dual`), :func:`capped_dual_value`,
+primal and dual: :func:`primal_and_dual`, from the squared loss's products alone:
+:func:`squared_primal_and_dual`), :func:`capped_dual_value`,
 :func:`relative_gap`, the certification rule :func:`is_certified` and their assembly
 :func:`certificate_from` take numpy arrays or torch tensors (any device), and every solver, the
 gated relaxation, dual-search, the global bound and the rebuild call them.
@@ -102,6 +103,16 @@ def primal_and_dual(yhat, v, y, Z, beta: float, worst: float,
     the primal value, the dual value of ``t v`` at the best feasible scale ``t``, given
     ``worst = max_g ||(A'v - B'lam)_g||``."""
     return (primal_value(yhat, y, Z, beta, loss), *scaled_dual(v, y, beta, worst, loss=loss))
+
+
+def squared_primal_and_dual(vv: float, vy: float, Z, beta: float,
+                            worst: float) -> tuple[float, float, float]:
+    """:func:`primal_and_dual` of the squared loss from ``v'v`` and ``v'y`` alone (``v = A z
+    - y``, ``L = v'v / 2``): for a solver that holds the loss as its Gram matrix ``A'A`` (the
+    row working set of :mod:`dualnets.solvers.ipm_rows`)."""
+    fn = get_loss("squared")
+    t = fn.scale_from_products(vy, vv, feasible_scale(worst, beta))
+    return 0.5 * vv + beta * group_norm_sum(Z), fn.dual_from_products(vy, vv, t), t
 
 
 def is_certified(rel_gap: float, violation: float, gap_tol: float = GAP_TOL,

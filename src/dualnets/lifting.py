@@ -40,6 +40,11 @@ class Lifting:
         outer = pat.outer if problem.depth == 3 else np.ones((P, n), bool)
         return cls(problem.X, inner, inner * sign[:, None], sign, outer, problem.depth, m1)
 
+    def rows(self, index) -> Lifting:
+        """The operators over the samples ``index`` only (a slice gives views)."""
+        return Lifting(self.X[index], self.inner[:, index], self.coef[:, index], self.coef_sign,
+                       self.outer[:, index], self.depth, self.m1)
+
     # sizes -----------------------------------------------------------------------------------
     @property
     def n_patterns(self) -> int:

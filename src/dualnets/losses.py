@@ -121,14 +121,22 @@ class SquaredLoss(ConvexLoss):
         return v
 
     def dual_value(self, v, y, t: float) -> float:
-        return -t * float(v @ y) - 0.5 * t * t * float(v @ v)
+        return self.dual_from_products(float(v @ y), float(v @ v), t)
 
     def scale_cap(self, v, y) -> float:
         return math.inf
 
     def best_scale(self, v, y, t_max: float) -> float:
+        return self.scale_from_products(float(v @ y), float(v @ v), t_max)
+
+    @staticmethod
+    def dual_from_products(vy: float, vv: float, t: float) -> float:
+        """``-L*(t v) = -t v'y - t^2/2 ||v||^2`` from ``v'y`` and ``v'v``."""
+        return -t * vy - 0.5 * t * t * vv
+
+    @staticmethod
+    def scale_from_products(vy: float, vv: float, t_max: float) -> float:
         """The vertex ``-v'y / ||v||^2`` of the parabola, clipped to ``[0, t_max]``."""
-        vv, vy = float(v @ v), float(v @ y)
         t_best = -vy / vv if vv > 0 else 0.0
         return float(min(max(t_best, 0.0), t_max))
 

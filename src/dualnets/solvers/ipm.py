@@ -31,7 +31,9 @@ program, with its ``n (G + B)`` cone rows, at every iteration.
 
 Measured (one thread): planted n = 1200, d = 10, P = 50 in 55 iterations and 5.1 s, Clarabel
 161 s; the iterations grow with n (47 at n = 400, 74 at n = 4000, and n = 16000 was at gap 2e-2
-after 100), so ``al`` takes this solver only up to ``MAX_CONE_ROWS``.
+after 100), so ``al`` takes this solver only up to ``MAX_CONE_ROWS``.  ``row_set=True`` solves
+over a working set of cone rows instead (:mod:`.ipm_rows`, cutting planes; opt-in: at large n
+it does not yet beat the AL).
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ from .al_fold import Folding, cholesky_apply
 from .al_newton import RIDGE, NewtonInner, lifted_columns_t, \
     lifted_weights, unpack_symmetric, upper_products
 from .base import check_budget
-from .torch_ops import TorchLifting, TorchSolver
-from .torch_run import DEFAULT_TOL, Clock, RunState, device_certificate, to_numpy
+from .torch_ops import TorchLifting, TorchSolver, Workspace
+from .torch_run import DEFAULT_TOL, Check, Clock, RunState, device_certificate, to_numpy
 
 STEP_FRACTION = 0.99   # of the longest step that stays inside the cones
 MAX_UNKNOWNS = 6000    # G d / 2, the folded system: K holds 288 MB, and at 5000 (d = 50,
@@ -180,11 +182,16 @@ def unfit_reason(n: int, n_groups: int, d: int) -> str:
             f"above MAX_WOODBURY_ENTRIES = {MAX_WOODBURY_ENTRIES:.0e})")
 
 
+def cone_rows(n: int, n_groups: int, n_blocks: int, depth: int) -> int:
+    """``n (G + B)``, the rows of ``B z >= 0`` (``B`` counted at depth 3)."""
+    return n * (n_groups + (n_blocks if depth == 3 else 0))
+
+
 def ipm_fits(n: int, n_groups: int, n_blocks: int, d: int, depth: int) -> bool:
     """Whether :class:`InteriorPoint` is the solver of choice: a :func:`newton_route` and
-    ``n (G + B) <= MAX_CONE_ROWS`` cone rows (``B`` counted at depth 3)."""
-    rows = n * (n_groups + (n_blocks if depth == 3 else 0))
-    return newton_route(n, n_groups, d) is not None and rows <= MAX_CONE_ROWS
+    ``n (G + B) <= MAX_CONE_ROWS`` cone rows."""
+    return newton_route(n, n_groups, d) is not None and \
+        cone_rows(n, n_groups, n_blocks, depth) <= MAX_CONE_ROWS
 
 
 def preconditioned_cg(apply, precondition, r: torch.Tensor) -> torch.Tensor | None:
@@ -288,6 +295,8 @@ class InteriorPoint(TorchSolver):
     device : "cpu" or "cuda"
     threads : int or None
         ``torch.set_num_threads`` during the solve (None: leave torch's setting).
+    row_set : bool
+        Solve over a working set of cone rows (:mod:`.ipm_rows`; the fold must fit).
     verbose : bool
     """
 
@@ -299,7 +308,7 @@ class InteriorPoint(TorchSolver):
 
     def __init__(self, gap_tol: float | None = None, violation_tol: float | None = None,
                  max_iters: int = MAX_ITERS, max_seconds: float = math.inf, device: str = "cpu",
-                 threads: int | None = 1, verbose: bool = False):
+                 threads: int | None = 1, row_set: bool = False, verbose: bool = False):
         self._set_device(device, "float64")
         self.gap_tol = DEFAULT_TOL["float64"] if gap_tol is None else float(gap_tol)
         self.violation_tol = DEFAULT_TOL["float64"] if violation_tol is None \
@@ -307,16 +316,23 @@ class InteriorPoint(TorchSolver):
         if max_iters < 1:
             raise ValueError(f"max_iters must be >= 1, got {max_iters}")
         self.max_iters, self.max_seconds = int(max_iters), check_budget(max_seconds)
-        self.threads, self.verbose = threads, verbose
+        self.threads, self.verbose, self.row_set = threads, verbose, bool(row_set)
 
     def supports(self, problem: Problem) -> tuple[bool, str]:
         ok, why = super().supports(problem)
         groups = 2 * problem.n_patterns * problem.m1
         if ok and newton_route(problem.n, groups, problem.d) is None:
             return False, unfit_reason(problem.n, groups, problem.d) + " (use al: working sets)"
+        if ok and self.row_set and not fold_fits(groups, problem.d):
+            return False, (f"row_set=True needs the folded system: G d / 2 = "
+                           f"{groups * problem.d // 2} unknowns, above MAX_UNKNOWNS = "
+                           f"{MAX_UNKNOWNS}")
         return ok, why
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
+        if self.row_set:
+            from .ipm_rows import solve_by_rows       # it builds on this module
+            return solve_by_rows(self, problem)
         start = time.perf_counter()
         lift = Lifting.from_problem(problem)
         ops = TorchLifting(lift, problem.y, self.device, "float64", problem.loss)
@@ -350,8 +366,8 @@ class InteriorPoint(TorchSolver):
         best = None
         while True:
             # residuals, and the certificate of (z, lam_l) from the same forward pass
-            grad = ops.al_gradient(Z, l_i, l_o if depth3 else ops.zeros_outer(), 0.0, ws)
-            check = device_certificate(ops, ws, Z, beta, y_scale)
+            grad = system.gradient(Z, l_i, l_o if depth3 else ops.zeros_outer(), ws)
+            check = system.check(Z, ws, beta, y_scale)
             state.trace.append(state.row(clock.now(), check))
             score = check.score(self.gap_tol, self.violation_tol)
             if best is None or score < best[0]:
@@ -477,12 +493,12 @@ class NewtonSystem:
     """The pieces of ``H`` (module docstring) that stay fixed: ``K = A_+'A_+``, the products
     ``x_i x_i'`` and the layout of the fold; :meth:`factorize` adds the weighted cones."""
 
-    def __init__(self, ops: TorchLifting):
+    def __init__(self, ops: TorchLifting, route: str | None = None):
         self.ops, self.G, self.d, self.m1 = ops, ops.G, ops.d, ops.m1
         X = ops.X
         self.upper, self.XX = upper_products(X)
         self.half_weights = lifted_weights(ops)[: self.G // 2]      # A_+: A = [A_+, -A_+]
-        self.route = newton_route(ops.n, self.G, self.d)
+        self.route = route or newton_route(ops.n, self.G, self.d)
         if self.route is None:
             raise ValueError(unfit_reason(ops.n, self.G, self.d))
         self._K = None
@@ -501,6 +517,16 @@ class NewtonSystem:
             self._K = NewtonInner.half_gram(self.ops.X, self.half_weights)
         return self._K
 
+    def gradient(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor,
+                 ws: Workspace) -> torch.Tensor:
+        """``A'(A z - y) - B'lam`` (G, d), leaving the cone values ``U``, ``H`` at ``Z`` in
+        ``ws`` (and what :meth:`check` reads)."""
+        return self.ops.al_gradient(Z, lam_i, lam_o, 0.0, ws)
+
+    def check(self, Z: torch.Tensor, ws: Workspace, beta: float, y_scale: float) -> Check:
+        """The certificate of ``Z`` and the multipliers of the last :meth:`gradient`."""
+        return device_certificate(self.ops, ws, Z, beta, y_scale)
+
     def initial_point(self, beta: float):
         """CVXOPT's default start: ``x = -(P + G'G)^{-1} c`` (the Newton system with unit
         weights), ``s = -G x`` and ``lam = G x``, each shifted into its cone by ``(1 + a) e``
@@ -516,8 +542,8 @@ class NewtonSystem:
         if solve is None:
             return None
         ws = ops.workspace()
-        Aty = -ops.al_gradient(torch.zeros((G, d), dtype=f64, device=dev),
-                               ops.zeros_inner(), ops.zeros_outer(), 0.0, ws)   # A'y
+        Aty = -self.gradient(torch.zeros((G, d), dtype=f64, device=dev), ops.zeros_inner(),
+                             ops.zeros_outer(), ws)                            # A'y
         out = solve(Aty, -beta * ones(G))
         if out is None:
             return None
