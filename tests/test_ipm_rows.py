@@ -121,3 +121,9 @@ def test_row_set_refuses_a_program_without_the_fold(monkeypatch):
     monkeypatch.setattr(ipm, "MAX_UNKNOWNS", 10)
     with pytest.raises(ValueError, match="row_set=True needs the folded system"):
         get_solver("ipm", row_set=True).solve(problem_of(3, 2))
+
+
+def test_a_round_out_of_iterations_ends_the_rounds_with_its_status(few_rows):
+    result = get_solver("ipm", row_set=True, max_iters=3).solve(problem_of(3, 2))
+    assert result.status == "max_iterations" and result.iterations == 3
+    assert len(result.info["row_rounds"]) == 1 and len(result.trace) == 1
