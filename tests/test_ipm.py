@@ -37,11 +37,32 @@ def test_the_nesterov_todd_scaling_maps_s_and_lambda_to_one_point():
     u0, u1 = random_cone_points(seed=1)[:2]
     for a, b in zip(W.apply(*W.apply_inverse(u0, u1)), (u0, u1)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-    tt, tz, zz = W.theta_blocks()                                      # W^{-2} by parts
+    tt, tz, schur = W.theta_blocks()                           # W^{-2} by parts, t eliminated
+    zz = schur + tz[:, :, None] * tz[:, None, :] / tt[:, None, None]
     t0, t1 = W.theta(u0, u1)
     torch.testing.assert_close(tt * u0 + (tz * u1).sum(1), t0, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(tz * u0[:, None] + (zz @ u1[:, :, None]).squeeze(2), t1,
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("gap", [1e-5, 1e-8, 1e-11])
+def test_the_eliminated_scaling_keeps_its_radial_eigenvalue_near_the_boundary(gap):
+    """Late iterations: s and lam both near the boundary and nearly complementary (lam_1 ~ -k
+    s_1).  The Schur complement S of W^{-2} over t has the radial eigenvalue
+    1 / (eta^2 (1 + c |w_1|^2)), c = 4 (1 + |w|^2), which zz - tz tz' / tt loses (relative
+    error 1.4 at c |w_1|^2 = 1e8, a negative eigenvalue at 1e11)."""
+    rng = torch.Generator().manual_seed(5)
+    z = torch.randn((4, 5), generator=rng, dtype=torch.float64)
+    lam = -3.0 * z + gap * torch.randn((4, 5), generator=rng, dtype=torch.float64)
+    W = SecondOrderScaling(z.norm(dim=1) * (1 + gap), z, lam.norm(dim=1) * (1 + gap), lam)
+    _, _, schur = W.theta_blocks()
+    r2 = (W.w1 * W.w1).sum(1)
+    c = 4 * (1 + W.w0 * W.w0 + r2)
+    assert float((c * r2).min()) > 1e-2 / gap                 # the regime of the cancellation
+    u = W.w1 / r2.sqrt()[:, None]
+    radial = ((u[:, None, :] @ schur @ u[:, :, None]).flatten() * W.eta ** 2 * (1 + c * r2))
+    torch.testing.assert_close(radial, torch.ones(4, dtype=torch.float64), rtol=1e-4, atol=0)
+    assert float(torch.linalg.eigvalsh(schur).min()) > 0
 
 
 def test_the_jordan_division_inverts_the_product():

@@ -114,16 +114,24 @@ class SecondOrderScaling:
         return self.apply_inverse(*self.apply_inverse(u0, u1))
 
     def theta_blocks(self):
-        """``W^{-2}`` by parts: ``(tt (G,), tz (G, d), zz (G, d, d))``.  With ``v = J w``,
-        ``W^{-2} = (I - 2 (v w' + w v') + 4 |w|^2 v v') / eta^2``."""
+        """``W^{-2}`` with ``t`` eliminated: ``(tt (G,), tz (G, d), S (G, d, d))``, the ``(t, t)``
+        and ``(z, t)`` entries and the Schur complement ``S = zz - tz tz' / tt``.  With
+        ``v = J w``, ``W^{-2} = (I - 2 (v w' + w v') + 4 |w|^2 v v') / eta^2``; ``S`` is the
+        inverse of the ``(z, z)`` block of ``W^2``, ``eta^2 (I + c w_1 w_1')`` with
+        ``c = 4 (1 + |w|^2)``, so ``S = ((I - u u') + u u' / (1 + c |w_1|^2)) / eta^2``
+        (``u = w_1 / |w_1|``).  Formed as ``zz - tz tz' / tt`` it loses the radial eigenvalue
+        ``1 / (1 + c |w_1|^2)`` to cancellation: its absolute error is ``eps c |w_1|^2`` (late
+        iterations, groups on their cone's boundary), and ``S`` can turn indefinite."""
         w0, w1, e2 = self.w0, self.w1, self.eta ** 2
         ww = w0 * w0 + (w1 * w1).sum(1)
         tt = (1 - 4 * w0 * w0 + 4 * ww * w0 * w0) / e2
         tz = (-4 * ww * w0 / e2)[:, None] * w1
+        r2 = (w1 * w1).sum(1)
+        u = w1 / r2.sqrt().clamp_min(torch.finfo(w1.dtype).tiny)[:, None]
+        shrink = (4 * (1 + ww) * r2 / (1 + 4 * (1 + ww) * r2)) / e2    # 1 - radial, / eta^2
         eye = torch.eye(w1.shape[1], dtype=w1.dtype, device=w1.device)
-        zz = eye / e2[:, None, None] + (4 * (1 + ww) / e2)[:, None, None] * (
-            w1[:, :, None] * w1[:, None, :])
-        return tt, tz, zz
+        schur = eye / e2[:, None, None] - shrink[:, None, None] * (u[:, :, None] * u[:, None, :])
+        return tt, tz, schur
 
 
 def soc_product(u0, u1, v0, v1):
@@ -374,9 +382,11 @@ class InteriorPoint(TorchSolver):
                 best = (score, Z.clone(), l_i.clone(), l_o.clone(), check)
             mu = (float((s_i * l_i).sum() + (s_o * l_o).sum()) + float(
                 (s_t * q_t + (s_z * q_z).sum(1)).sum())) / degree       # s'lam / degree
-            if self.verbose:
+            if self.verbose:       # with the largest residuals of the dual equations
                 print(f"ipm it {state.iterations} obj {check.objective:.12g} gap "
-                      f"{check.relative_gap:.2e} viol {check.violation:.2e} mu {mu:.2e}")
+                      f"{check.relative_gap:.2e} viol {check.violation:.2e} mu {mu:.2e} "
+                      f"dual res z {float((grad - q_z).abs().max()):.2e} "
+                      f"t {float((beta - q_t).abs().max()):.2e}")
             if check.certified(self.gap_tol, self.violation_tol):
                 state.status = "optimal"
                 break
@@ -575,12 +585,11 @@ class NewtonSystem:
         ``theta`` and the scaling ``soc``, or None if it is numerically singular."""
         ops, G, m1, d = self.ops, self.G, self.m1, self.d
         pos = torch.arange(G, device=theta_i.device)
-        tt, tz, zz = soc.theta_blocks()
+        tt, tz, schur = soc.theta_blocks()
         weight = theta_i
         if theta_o is not None:     # the outer rows' j = k terms join their groups' own
             weight = theta_i + theta_o.repeat_interleave(m1, dim=0) * ops.inner
-        C = [unpack_symmetric(weight @ self.XX, self.upper, d) + zz
-             - tz[:, :, None] * tz[:, None, :] / tt[:, None, None]]
+        C = [unpack_symmetric(weight @ self.XX, self.upper, d) + schur]
         p, q = [pos], [pos]
         if theta_o is not None and m1 > 1:            # ... and j < k pairs their own blocks
             block = pos // m1
