@@ -123,12 +123,13 @@ class SecondOrderScaling:
         ``1 / (1 + c |w_1|^2)`` to cancellation: its absolute error is ``eps c |w_1|^2`` (late
         iterations, groups on their cone's boundary), and ``S`` can turn indefinite."""
         w0, w1, e2 = self.w0, self.w1, self.eta ** 2
-        ww = w0 * w0 + (w1 * w1).sum(1)
+        r2 = (w1 * w1).sum(1)
+        ww = w0 * w0 + r2
         tt = (1 - 4 * w0 * w0 + 4 * ww * w0 * w0) / e2
         tz = (-4 * ww * w0 / e2)[:, None] * w1
-        r2 = (w1 * w1).sum(1)
         u = w1 / r2.sqrt().clamp_min(torch.finfo(w1.dtype).tiny)[:, None]
-        shrink = (4 * (1 + ww) * r2 / (1 + 4 * (1 + ww) * r2)) / e2    # 1 - radial, / eta^2
+        cr2 = 4 * (1 + ww) * r2                                        # c |w_1|^2
+        shrink = cr2 / (1 + cr2) / e2                                  # 1 - radial, / eta^2
         eye = torch.eye(w1.shape[1], dtype=w1.dtype, device=w1.device)
         schur = eye / e2[:, None, None] - shrink[:, None, None] * (u[:, :, None] * u[:, None, :])
         return tt, tz, schur
