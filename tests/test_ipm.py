@@ -290,3 +290,34 @@ def test_preconditioned_cg_corrects_a_rough_preconditioner(monkeypatch):
     x = ipm.preconditioned_cg(lambda v: H @ v, lambda v: torch.linalg.solve(
         H + 3 * torch.eye(30, dtype=torch.float64), v), r)     # a shifted inverse: a few steps
     torch.testing.assert_close(H @ x, r, rtol=0, atol=ipm.LOW_RANK_RESIDUAL * float(r.norm()))
+
+
+def test_refinement_recovers_the_dual_residual_from_inexact_solves(monkeypatch):
+    """Every Newton solve made inexact (each entry off by a relative 1e-8, as the normal
+    equations' round-off at n = 64000): without refinement the dual residual stalls and the
+    run ends uncertified; with it the run certifies the Clarabel optimum."""
+    from dualnets.solvers import ipm
+
+    X, y = varied_data(np.random.default_rng(11), 60, 4, "plain")
+    problem = Problem(X, y, 0.1, 2, depth=3).with_patterns(sample_patterns(X, 2, 8, seed=0))
+    exact = ipm.NewtonSystem.factorize
+
+    def inexact(self, theta_i, theta_o, soc):
+        solve = exact(self, theta_i, theta_o, soc)
+        rng = torch.Generator().manual_seed(0)
+        off = lambda v: v * (1 + 1e-8 * torch.randn(v.shape, generator=rng,  # noqa: E731
+                                                     dtype=v.dtype))
+
+        def perturbed(rhs_z, rhs_t, correction=False):
+            out = solve(rhs_z, rhs_t, correction)
+            return None if out is None else (off(out[0]), off(out[1]))
+        return None if solve is None else perturbed
+
+    monkeypatch.setattr(ipm.NewtonSystem, "factorize", inexact)
+    with monkeypatch.context() as patch:
+        patch.setattr(ipm, "REFINEMENTS", 0)
+        plain = get_solver("ipm", max_iters=100).solve(problem)
+    assert plain.status != "optimal" and abs(plain.trace[-1][3]) > TOL
+    refined = get_solver("ipm", max_iters=100).solve(problem)
+    assert refined.status == "optimal" and refined.info["refinements"] >= 1
+    assert_matches_clarabel(problem)           # (its own solve, as inexact)
