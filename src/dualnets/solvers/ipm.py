@@ -76,6 +76,8 @@ CLAMP = 1e-6                  # floor of D's eigenvalues in the clamped Woodbury
 #                               1e-6, and ended singular at gap 1.9e-6 at 1e-8
 GRAM_PIECES = 4               # row blocks of F in the product F F' (lower blocks only)
 GRAM_ROWS = 200               # ... each at least this many rows
+LIVE_RATIO = 1.0              # F F' pattern by pattern over its live samples where that takes
+#                               under this fraction of lower_gram's flops (n^2 k / 2)
 CORRECTORS = 2         # Gondzio centrality correctors per iteration, at most
 CORRECTOR_REACH = 1.5  # ... each aims at this multiple of the current longest step
 CORRECTOR_GAIN = 1.05  # ... and is kept if it lengthens the step by this factor
@@ -272,6 +274,20 @@ def lower_gram(Q: torch.Tensor, pieces: int) -> torch.Tensor:
             if j < i:
                 S[cols, rows] = S[rows, cols].T
     return S
+
+
+def live_samples(At: torch.Tensor, patterns: int):
+    """Per pattern, ``(rows, At_p)``: the samples whose columns of ``A_+'`` (``At``, the
+    patterns' ``m1 d`` rows each) are not all zero, and those columns; None unless the product
+    ``F F'`` over them, pattern by pattern (``sum_p n_p^2`` per row of ``F'``), takes under
+    ``LIVE_RATIO`` times ``n^2 / 2`` per pattern (:func:`lower_gram` takes ``(1 + 1/pieces)
+    n^2 / 2``).  At depth 3 a pattern's outer gate leaves about half the samples at zero."""
+    n = At.shape[1]
+    blocks = At.view(patterns, -1, n)
+    rows = [torch.nonzero(block.abs().amax(0) > 0).flatten() for block in blocks]
+    if sum(r.numel() ** 2 for r in rows) > 0.5 * LIVE_RATIO * patterns * n * n:
+        return None
+    return [(r, block[:, r]) for r, block in zip(rows, blocks)]
 
 
 def band_push(products: torch.Tensor, target: float) -> torch.Tensor:
@@ -568,6 +584,7 @@ class NewtonSystem:
             raise ValueError(unfit_reason(ops.n, self.G, self.d))
         self._K = None
         self.At = lifted_columns_t(self.half_weights, X) if self.route == "woodbury" else None
+        self.live = None if self.At is None else live_samples(self.At, ops.B // 2)
         diagonal = self.half_weights.square() @ X.square()           # diag(A_+'A_+), (G/2, d)
         self.scale = float(diagonal.max()) if diagonal.numel() else 1.0
         active = torch.arange(self.G, device=X.device)
@@ -735,8 +752,14 @@ class NewtonSystem:
         if L_sum is None:
             return None
         At, n = self.At, self.At.shape[1]
-        Ft = torch.bmm(L_sum.mT, At.view(half, w, n)).view(-1, n)       # F'
-        small = lower_gram(Ft.T, max(1, min(GRAM_PIECES, n // GRAM_ROWS)))
+        if self.live is None:
+            Ft = torch.bmm(L_sum.mT, At.view(half, w, n)).view(-1, n)       # F'
+            small = lower_gram(Ft.T, max(1, min(GRAM_PIECES, n // GRAM_ROWS)))
+        else:
+            small = torch.zeros((n, n), dtype=At.dtype, device=At.device)
+            for L_p, (rows, At_p) in zip(L_sum, self.live):   # the samples pattern p touches
+                F_p = L_p.mT @ At_p
+                small.index_put_((rows[:, None], rows[None, :]), F_p.mT @ F_p, accumulate=True)
         small.diagonal().add_(1.0)
         L_small, info = torch.linalg.cholesky_ex(small)
         if int(info) != 0:
