@@ -31,11 +31,12 @@ not under the budget.
 
 Measured (planted, m1 = 2, P = 50, d = 10, one thread; ``InteriorPoint(row_set=True)``): it
 certifies what Clarabel does on small problems (tests), but at large n it does not yet beat the
-AL.  n = 16000: 7 rounds, 2000 to 5039 samples, feasible (9.7e-7) at gap 1.2e-6 after 78 s,
-each round ending on a singular Newton system near 1e-6.  n = 64000: 7 rounds, feasible
-(9.5e-7) after 146 s, but from the fourth round on the restricted programs ended singular
-at gap ~1.3e-3 (peak RSS 1.3 GB).  Each round takes 74 to 200 interior-point iterations from
-its cold start, with steps of 0.2 to 0.6 blocked by the orthant rows.
+AL.  n = 16000: 7 rounds, 2000 to 5038 samples, feasible (9.7e-7) at gap 1.4e-6 after 80 s,
+the odd rounds from the third ending on a singular Newton system near 1e-6.  n = 64000: 8
+rounds, feasible (9.5e-7) after 162 s, but from the third round on the restricted programs
+ended singular at gaps 3e-5 to 8e-4 (final 1.3e-4; peak RSS 1.3 GB).  Each round takes 62 to
+184 interior-point iterations from its cold start, with steps of 0.2 to 0.6 blocked by the
+orthant rows.
 """
 
 from __future__ import annotations
