@@ -760,8 +760,10 @@ class NewtonSystem:
         else:
             small = torch.zeros((n, n), dtype=At.dtype, device=At.device)
             for L_p, (rows, At_p) in zip(L_sum, self.live):   # the samples pattern p touches
-                F_p = L_p.mT @ At_p
-                small.index_put_((rows[:, None], rows[None, :]), F_p.mT @ F_p, accumulate=True)
+                F_p = (L_p.mT @ At_p).T
+                pieces = max(1, min(GRAM_PIECES, rows.numel() // GRAM_ROWS))
+                small.index_put_((rows[:, None], rows[None, :]), lower_gram(F_p, pieces),
+                                 accumulate=True)
         small.diagonal().add_(1.0)
         L_small, info = torch.linalg.cholesky_ex(small)
         if int(info) != 0:
