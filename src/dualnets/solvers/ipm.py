@@ -29,8 +29,8 @@ centrality correctors (Gondzio 1996), which push the orthant products of a longe
 step into a band around ``sigma mu``.  Where the dual residual stops falling as the step
 predicts (late, at large n), the chosen direction is refined against the dual equations
 computed with the unformed ``A'A``, ``B`` and ``B'``: the formed ``B' Theta B`` carries the
-round-off of weights ``lambda / s`` up to 1e12.  Clarabel factors the sparse KKT system of the same
-program, with its ``n (G + B)`` cone rows, at every iteration.
+round-off of weights ``lambda / s`` up to 1e12.  Clarabel factors the sparse KKT system of
+the same program, with its ``n (G + B)`` cone rows, at every iteration.
 
 Measured (one thread): planted n = 1200, d = 10, P = 50 in 55 iterations and 5.1 s, Clarabel
 161 s; the iterations grow with n (47 at n = 400, 74 at n = 4000, and n = 16000 was at gap 2e-2
@@ -402,7 +402,6 @@ class InteriorPoint(TorchSolver):
         degree = s_i.numel() + s_o.numel() + G
         ws_lin = ops.workspace()                       # for the directions' dual residuals
         zero_i, zero_o = ops.zeros_inner(), ops.zeros_outer()
-        Aty = -system.gradient(torch.zeros_like(Z), zero_i, zero_o, ws_lin).clone()
         expected = math.inf
         best = None
         while True:
@@ -445,10 +444,10 @@ class InteriorPoint(TorchSolver):
                 singular(state)
                 break
 
-            def direction(ds_i, ds_o, ds0, ds1, refine=False):
+            def direction(ds_i, ds_o, ds0, ds1, refine_from=None):
                 """(dz, dt, dlam_i, dlam_o, dlam_t, dlam_z, ds_i, ds_o, ds_t, ds_z) for the
-                complementarity right-hand side ``d_s``; ``refine``: with up to
-                ``REFINEMENTS`` steps of iterative refinement on the dual equations."""
+                complementarity right-hand side ``d_s``; ``refine_from``: that direction as
+                computed, refined by up to ``REFINEMENTS`` steps on the dual equations."""
                 ql_i = rz_i + ds_i / l_i
                 ql_o = rz_o + ds_o / l_o if depth3 else None
                 u0, u1 = soc.apply(*soc_divide(lt0, lt1, ds0, ds1))
@@ -457,7 +456,7 @@ class InteriorPoint(TorchSolver):
                 rhs_z = -rx_z + system.cone_adjoint(theta_i * ql_i,
                                                     theta_o * ql_o if depth3 else None) + th_z
                 rhs_t = -rx_t + th_t
-                out = solve(rhs_z, rhs_t)
+                out = solve(rhs_z, rhs_t) if refine_from is None else refine_from[:2]
                 if out is None:
                     return None
 
@@ -468,7 +467,7 @@ class InteriorPoint(TorchSolver):
                     return (dz, dt, dl_i, dl_o, dl_t, dl_z, Bd_i - rz_i,
                             Bd_o - rz_o if depth3 else s_o, dt - rz_t, dz - rz_z)
 
-                if not refine:
+                if refine_from is None:
                     return completed(*out, *system.cones(out[0]))
                 kept, floor = None, max(REFINED_DUAL * beta, REFINE_FRACTION * residual)
                 for refinement in range(REFINEMENTS + 1):
@@ -480,7 +479,7 @@ class InteriorPoint(TorchSolver):
                     step = completed(dz, dt, ops.sign_inner * ws_lin.U,
                                      ops.sign_outer * ws_lin.H if depth3 else None)
                     _, _, dl_i, dl_o, dl_t, dl_z = step[:6]
-                    e_z = lin + Aty - system.cone_adjoint(
+                    e_z = lin + system.Aty - system.cone_adjoint(
                         dl_i, dl_o if depth3 else None) - dl_z + rx_z
                     e_t = rx_t - dl_t
                     error = max(float(e_z.abs().max()), float(e_t.abs().max()))
@@ -550,7 +549,7 @@ class InteriorPoint(TorchSolver):
                     break
                 step, reach, chosen = better, longer, (rhs_i, rhs_o, rhs_0, rhs_1)
             if refining:
-                refined = direction(*chosen, refine=True)
+                refined = direction(*chosen, refine_from=step)
                 if refined is not None:
                     step, reach = refined, longest(refined)
             alpha = min(1.0, STEP_FRACTION * reach)
@@ -584,7 +583,7 @@ class NewtonSystem:
         self.route = route or newton_route(ops.n, self.G, self.d)
         if self.route is None:
             raise ValueError(unfit_reason(ops.n, self.G, self.d))
-        self._K = None
+        self._K, self._Aty = None, None
         self.At = lifted_columns_t(self.half_weights, X) if self.route == "woodbury" else None
         self.live = None if self.At is None else live_samples(self.At, ops.B // 2)
         diagonal = self.half_weights.square() @ X.square()           # diag(A_+'A_+), (G/2, d)
@@ -593,6 +592,16 @@ class NewtonSystem:
         self.fold = Folding(active, self.G // 2, self.m1, self.d)
         self.sign = ops.group_sign
         self.ws = ops.workspace()
+
+    @property
+    def Aty(self) -> torch.Tensor:
+        """``A'y`` (G, d), as ``-gradient`` at zero (of whichever loss the system holds)."""
+        if self._Aty is None:
+            self._Aty = -self.gradient(torch.zeros((self.G, self.d), dtype=torch.float64,
+                                                   device=self.ops.X.device),
+                                       self.ops.zeros_inner(), self.ops.zeros_outer(),
+                                       self.ops.workspace())
+        return self._Aty
 
     @property
     def K(self) -> torch.Tensor:
@@ -625,10 +634,7 @@ class NewtonSystem:
         solve = self.factorize(ones(G, ops.n), ones(ops.B, ops.n) if depth3 else None, unit)
         if solve is None:
             return None
-        ws = ops.workspace()
-        Aty = -self.gradient(torch.zeros((G, d), dtype=f64, device=dev), ops.zeros_inner(),
-                             ops.zeros_outer(), ws)                            # A'y
-        out = solve(Aty, -beta * ones(G))
+        out = solve(self.Aty, -beta * ones(G))
         if out is None:
             return None
         Z, t = out
