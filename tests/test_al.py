@@ -177,7 +177,7 @@ def assert_folded_solve_is_the_dense_one(case: tuple) -> None:
     assert fold.both.any() and fold.plus_only.any() and (fold.minus > fold.both).any()
     assert fold.U.numel() == half - m1               # pattern 3's groups are not unknowns
     folded = fold.solve(newton._half_block(fold.U, h), p, q, C, rhs, al_newton.RIDGE * scale,
-                        lambda R: newton._cholesky(R, scale, 0.0))
+                        lambda R: al_newton.ridged_cholesky(R, scale))
     dense = newton._solve(newton._dense(active, p, q, C, h), rhs, scale)
     torch.testing.assert_close(folded, dense, rtol=1e-8, atol=1e-10 * float(dense.abs().max()))
 

@@ -261,8 +261,11 @@ def test_the_lower_gram_is_the_product(n, pieces):
     torch.testing.assert_close(lower_gram(Q, pieces), Q @ Q.T, rtol=1e-13, atol=1e-13)
 
 
-def test_block_cholesky_ridges_only_the_blocks_that_fail():
-    from dualnets.solvers.ipm import block_cholesky
+def test_ridged_cholesky_ridges_only_the_blocks_that_fail():
+    from dualnets.solvers.al_newton import ridged_cholesky
+
+    def block_cholesky(M):                       # as ipm takes it: each block by its own top
+        return ridged_cholesky(M, M.diagonal(dim1=1, dim2=2).amax(1))
 
     rng = torch.Generator().manual_seed(5)
     good = torch.randn((3, 4), generator=rng, dtype=torch.float64)
@@ -321,3 +324,16 @@ def test_refinement_recovers_the_dual_residual_from_inexact_solves(monkeypatch):
     refined = get_solver("ipm", max_iters=100).solve(problem)
     assert refined.status == "optimal" and refined.info["refinements"] >= 1
     assert_matches_clarabel(problem)           # (its own solve, as inexact)
+
+
+def test_ridged_cholesky_of_one_matrix_grows_its_ridge_to_the_scale_and_no_further():
+    from dualnets.solvers.al_newton import RIDGE, ridged_cholesky
+
+    singular = torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    L = ridged_cholesky(singular.clone(), 1.0)
+    shift = (L @ L.T - singular).diagonal()
+    assert float(shift.min()) >= RIDGE and float(shift.max()) <= 1e-6
+    torch.testing.assert_close(ridged_cholesky(torch.eye(2, dtype=torch.float64), 1.0, 0.5),
+                               (1.5 ** 0.5) * torch.eye(2, dtype=torch.float64))
+    assert ridged_cholesky(-torch.eye(2, dtype=torch.float64), 1.0) is None
+    assert ridged_cholesky(torch.zeros((2, 2), dtype=torch.float64), 0.0) is None

@@ -505,7 +505,7 @@ class NewtonInner(InnerSolver):
         fails, by the full dense one; None if neither factorizes."""
         fold = Folding(active, self.G // 2, self.m1, self.d)
         direction = fold.solve(self._half_block(fold.U, h), p, q, C, rhs, RIDGE * scale,
-                               lambda R: self._cholesky(R, scale, 0.0))
+                               lambda R: ridged_cholesky(R, scale))
         if direction is not None:
             return direction
         return self._solve(self._dense(active, p, q, C, h), rhs, scale)
@@ -616,21 +616,28 @@ class NewtonInner(InnerSolver):
     def _solve(cls, M: torch.Tensor, rhs: torch.Tensor, scale: float) -> torch.Tensor | None:
         """``M^{-1} rhs`` by Cholesky (M is overwritten), with a ridge ``RIDGE * scale`` grown
         until the factorization succeeds; None if it fails even with a ridge of ``scale``."""
-        L = cls._cholesky(M, scale, RIDGE * scale)
+        L = ridged_cholesky(M, scale, RIDGE * scale)
         return None if L is None else cholesky_apply(L, rhs)
 
-    @staticmethod
-    def _cholesky(M: torch.Tensor, scale: float, ridge: float) -> torch.Tensor | None:
-        """The lower Cholesky factor of ``M + ridge I`` (``M`` is overwritten), the ridge grown
-        100x (from ``RIDGE * scale`` if it starts at 0) until the factorization succeeds; None
-        if it fails even with a ridge of ``scale``."""
-        added = 0.0
-        while True:
-            M.diagonal().add_(ridge - added)
-            added = ridge
-            L, info = torch.linalg.cholesky_ex(M)
-            if int(info) == 0:
-                return L
-            ridge = max(100.0 * ridge, RIDGE * scale)
-            if not math.isfinite(ridge) or ridge > scale:
-                return None
+
+def ridged_cholesky(M: torch.Tensor, scale: float | torch.Tensor,
+                    ridge: float = 0.0) -> torch.Tensor | None:
+    """The lower Cholesky factors of ``M + ridge I`` (one matrix or a batch, overwritten), the
+    ridge of each matrix that fails grown 100x (from ``RIDGE * scale`` if it starts at 0)
+    until it factors; None if one fails even with a ridge of ``scale`` (a float, or one per
+    matrix)."""
+    batch = M.view(-1, *M.shape[-2:])
+    count, eye = batch.shape[0], torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+    scale = torch.as_tensor(scale, dtype=M.dtype, device=M.device).expand(count)
+    ridges = torch.full((count,), float(ridge), dtype=M.dtype, device=M.device)
+    batch.diagonal(dim1=1, dim2=2).add_(ridges[:, None])
+    L, info = torch.linalg.cholesky_ex(batch)
+    while bool(info.any()):
+        bad = info != 0
+        grown = torch.maximum(100.0 * ridges[bad], RIDGE * scale[bad])
+        if not bool(((grown > 0) & (grown <= scale[bad])).all()):
+            return None
+        batch[bad] += (grown - ridges[bad])[:, None, None] * eye
+        ridges[bad] = grown
+        L[bad], info[bad] = torch.linalg.cholesky_ex(batch[bad])
+    return L.view(M.shape)

@@ -53,7 +53,7 @@ from ..registry import register
 from ..result import Result
 from .al_fold import Folding, cholesky_apply
 from .al_newton import RIDGE, NewtonInner, lifted_columns_t, \
-    lifted_weights, unpack_symmetric, upper_products
+    lifted_weights, ridged_cholesky, unpack_symmetric, upper_products
 from .base import check_budget
 from .torch_ops import TorchLifting, TorchSolver, Workspace
 from .torch_run import DEFAULT_TOL, Check, Clock, RunState, device_certificate, to_numpy
@@ -242,24 +242,6 @@ def preconditioned_cg(apply, precondition, r: torch.Tensor,
         direction = z + (rz / previous) * direction
     error = float(torch.linalg.vector_norm(r - apply(x)))
     return x if math.isfinite(error) and error <= accept * norm else None
-
-
-def block_cholesky(M: torch.Tensor) -> torch.Tensor | None:
-    """Lower Cholesky factors of the batch ``M`` (overwritten), a ridge grown 100x from
-    ``RIDGE`` times the block's largest diagonal entry added to the blocks that fail; None if
-    one fails even at a ridge of that entry (the Woodbury solve is a preconditioner only)."""
-    L, info = torch.linalg.cholesky_ex(M)
-    top = M.diagonal(dim1=1, dim2=2).amax(1)
-    ridge = RIDGE
-    while bool(info.any()):
-        if ridge > 1.0:
-            return None
-        bad = info > 0
-        M[bad] += (ridge * top[bad])[:, None, None] * torch.eye(
-            M.shape[1], dtype=M.dtype, device=M.device)
-        L[bad], info[bad] = torch.linalg.cholesky_ex(M[bad])
-        ridge *= 100.0
-    return L
 
 
 def lower_gram(Q: torch.Tensor, pieces: int) -> torch.Tensor:
@@ -617,7 +599,8 @@ class NewtonSystem:
         return self.ops.al_gradient(Z, lam_i, lam_o, 0.0, ws)
 
     def check(self, Z: torch.Tensor, ws: Workspace, beta: float, y_scale: float) -> Check:
-        """The certificate of ``Z`` and the multipliers of the last :meth:`gradient`."""
+        """The certificate of ``Z`` with the multipliers left in ``ws`` by :meth:`gradient`
+        at ``Z``."""
         return device_certificate(self.ops, ws, Z, beta, y_scale)
 
     def initial_point(self, beta: float):
@@ -691,7 +674,7 @@ class NewtonSystem:
             if folded is None:
                 folded = self.fold.factorize(
                     self.K, p, q, C, RIDGE * self.scale,
-                    lambda R: NewtonInner._cholesky(R, self.scale, 0.0)) or (lambda r: None)
+                    lambda R: ridged_cholesky(R, self.scale)) or (lambda r: None)
             return folded(rhs)
 
         woodbury = {} if self.route == "woodbury" else {False: None, True: None}
@@ -734,7 +717,8 @@ class NewtonSystem:
         ``C`` at ``(p, q)``, plus the ridge) block diagonal per network block, so only
         ``S = I + A D^{-1} A'`` (``n x n``) is factored.  With ``A = [A_+, -A_+]`` it is
         ``I + F F'``, ``F = A_+ L`` for the Cholesky factors ``L L' = D_+^{-1} + D_-^{-1}`` of
-        the two sign blocks of a pattern (:func:`block_cholesky`), half of ``A``'s columns.
+        the two sign blocks of a pattern (:func:`.al_newton.ridged_cholesky`, each block ridged
+        by its own largest diagonal entry), half of ``A``'s columns.
         It preconditions conjugate gradients on ``H`` (:func:`preconditioned_cg`), whose None
         (a residual above ``LOW_RANK_RESIDUAL``) sends the caller on; None also when a
         factorization fails.  ``clamp``: ``D^{-1}`` from the eigenvalues of ``D`` raised to
@@ -742,11 +726,12 @@ class NewtonSystem:
         singular (the directions it leaves to ``A'A``)."""
         B, m1, d = self.ops.B, self.m1, self.d
         w, half = m1 * d, self.ops.B // 2
-        D = torch.zeros((B, m1, m1, d, d), dtype=C.dtype, device=C.device)
-        D.index_put_((p // m1, p % m1, q % m1), C, accumulate=True)
+        D = torch.zeros((B, m1, d, m1, d), dtype=C.dtype, device=C.device)
+        blocks = D.permute(0, 1, 3, 2, 4)          # a view: (B, m1, m1, d, d)
+        blocks.index_put_((p // m1, p % m1, q % m1), C, accumulate=True)
         off = p != q
-        D.index_put_((q[off] // m1, q[off] % m1, p[off] % m1), C[off].mT, accumulate=True)
-        D = D.permute(0, 1, 3, 2, 4).reshape(B, w, w)
+        blocks.index_put_((q[off] // m1, q[off] % m1, p[off] % m1), C[off].mT, accumulate=True)
+        D = D.view(B, w, w)
         D.diagonal(dim1=1, dim2=2).add_(RIDGE * self.scale)
         if clamp:
             values, vectors = torch.linalg.eigh(D)
@@ -756,7 +741,8 @@ class NewtonSystem:
             if bool(info.any()):
                 return None
             D_inv = torch.cholesky_inverse(L)
-        L_sum = block_cholesky(D_inv[:half] + D_inv[half:])
+        M = D_inv[:half] + D_inv[half:]
+        L_sum = ridged_cholesky(M, M.diagonal(dim1=1, dim2=2).amax(1))
         if L_sum is None:
             return None
         At, n = self.At, self.At.shape[1]

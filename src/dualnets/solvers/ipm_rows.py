@@ -95,22 +95,27 @@ class RowNewtonSystem(NewtonSystem):
 
     def gradient(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor,
                  ws: Workspace) -> torch.Tensor:
-        """``A'(A z - y) - B_R'lam`` with ``A'(A z - y) = (K w - b, b - K w)``."""
+        """``A'(A z - y) - B_R'lam`` with ``A'(A z - y) = (K w - b, b - K w)``, into
+        ``ws.grad``, leaving the cone values ``U``, ``H`` over ``R`` in ``ws``."""
         ops, half = self.ops, self.G // 2
-        ops._forward(Z, ws, ws.yhat)                       # U, H: the cone values over R
-        self.w = (Z[:half] - Z[half:]).flatten()
-        self.Kw = self.K @ self.w
-        loss = (self.Kw - self.gram.b).view(half, self.d)
-        self.grad = torch.cat([loss, -loss]) - self.cone_adjoint(
-            lam_i, lam_o if ops.depth == 3 else None)
-        return self.grad
+        ops._forward(Z, ws, ws.yhat)
+        loss = (self.K @ self.merged(Z) - self.gram.b).view(half, self.d)
+        return torch.sub(torch.cat([loss, -loss]), self.cone_adjoint(
+            lam_i, lam_o if ops.depth == 3 else None), out=ws.grad)
+
+    def merged(self, Z: torch.Tensor) -> torch.Tensor:
+        """``w = z_+ - z_-``, flattened: the weights of ``A_+`` that give ``A z``."""
+        half = self.G // 2
+        return (Z[:half] - Z[half:]).flatten()
 
     def check(self, Z: torch.Tensor, ws: Workspace, beta: float, y_scale: float) -> Check:
         """The certificate from ``v'v = w'K w - 2 w'b + y'y`` and ``v'y = w'b - y'y``, with
-        the violation over the rows of ``R``."""
-        wb, yy = float(self.w @ self.gram.b), self.gram.yy
-        worst = float(torch.linalg.vector_norm(self.grad, dim=1).max())
-        primal, dual, _ = squared_primal_and_dual(float(self.w @ self.Kw) - 2 * wb + yy,
+        the multipliers and the violation of the rows of ``R`` left in ``ws`` by
+        :meth:`gradient` at ``Z``."""
+        w = self.merged(Z)
+        wb, yy = float(w @ self.gram.b), self.gram.yy
+        worst = float(torch.linalg.vector_norm(ws.grad, dim=1).max())
+        primal, dual, _ = squared_primal_and_dual(float(w @ (self.K @ w)) - 2 * wb + yy,
                                                   wb - yy, Z, beta, worst)
         return Check(primal, relative_gap(primal, dual), self.ops.violation(ws) / y_scale)
 
