@@ -516,9 +516,10 @@ def test_folded_solve_is_as_accurate_as_the_dense_one_along_a_stiff_solve(monkey
 def test_rho_moves_stay_inside_the_bracket():
     from dualnets.solvers.al import _softer, _stiffer
 
-    assert _stiffer(10.0, 100.0, np.inf) == 100.0
-    assert _stiffer(10.0, 100.0, 100.0) == pytest.approx(np.sqrt(1000.0))   # failed at 100
-    assert _stiffer(10.0, 100.0, 1000.0) == 100.0
+    assert _stiffer(10.0, 100.0, np.inf) == (100.0, np.inf)
+    assert _stiffer(10.0, 100.0, 100.0) == (pytest.approx(np.sqrt(1000.0)), 100.0)  # failed
+    assert _stiffer(10.0, 100.0, 1000.0) == (100.0, 1000.0)
+    assert _stiffer(60.0, 600.0, 100.0) == (600.0, np.inf)      # closed: 100 is tried again
     assert _softer(100.0, 10.0, 0.0) == 10.0
     assert _softer(100.0, 10.0, 50.0) == pytest.approx(np.sqrt(5000.0))      # solved at 50
     assert _softer(100.0, 10.0, 10.0) == 10.0
