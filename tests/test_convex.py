@@ -7,12 +7,13 @@ import pytest
 import torch
 from conftest import best_projected_adam, cases_dir, tiny_problem
 
-from dualnets.certificate import certify
+from dualnets.certificate import certify, violation_scale, zero_is_optimal
 from dualnets.io import load_problem
 from dualnets.lifting import Lifting
 from dualnets.metrics import evaluate
 from dualnets.network import ParallelNet, ParallelReLUNet, nc_objective, norm_violation
 from dualnets.pattern_specs import apply_spec
+from dualnets.problem import Problem
 from dualnets.patterns import patterns_from_network, sample_patterns
 from dualnets.rebuild import rebuild_network
 from dualnets.registry import available_solvers, get_solver
@@ -99,6 +100,41 @@ def test_certificate_at_optimum_and_perturbed(agreement_problem):
     # without multipliers the gap is still a valid (larger) bound
     loose = certify(lift, problem.y, problem.beta, sol.Z)
     assert loose.relative_gap >= cert.relative_gap - 1e-12
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_clarabel_returns_the_exact_zero_where_y_is_zero(depth):
+    base = tiny_problem(2, n=12, depth=depth)
+    problem = Problem(base.X, np.zeros(base.n), 0.1, 2, depth=depth)
+    problem = problem.with_patterns(sample_patterns(problem.X, 2, 6, seed=1, depth=depth))
+    lift = Lifting.from_problem(problem)
+    assert zero_is_optimal(lift, problem.y, problem.beta)
+    result = get_solver("clarabel").solve(problem)
+    assert result.status == "optimal" and "before the solve" in result.message
+    assert not np.any(result.Z)
+    cert = certify(lift, problem.y, problem.beta, result.Z)
+    assert cert.certified and cert.objective == 0.0 and cert.relative_gap == 0.0
+
+
+def test_zero_is_not_optimal_on_a_fitted_target(agreement_problem):
+    problem = agreement_problem
+    assert not zero_is_optimal(Lifting.from_problem(problem), problem.y, problem.beta)
+    assert "before the solve" not in get_solver("clarabel").solve(problem).message
+
+
+def test_violations_are_absolute_where_y_is_zero():
+    """Without targets there is no scale: a violation of 1e-11 reads 1e-11, not 1e289."""
+    base = tiny_problem(3, n=10)
+    problem = Problem(base.X, np.zeros(base.n), 0.1, 2, depth=3)
+    problem = problem.with_patterns(sample_patterns(problem.X, 2, 5, seed=0, depth=3))
+    lift = Lifting.from_problem(problem)
+    Z = np.zeros((lift.n_groups, problem.d))
+    Z[0] = 1e-11 * np.random.default_rng(0).standard_normal(problem.d)  # off its pattern
+    worst = -min(lift.inner_values(lift.activations(Z)).min(), 0.0)
+    assert worst > 0
+    assert violation_scale(problem.y) == 1.0
+    assert certify(lift, problem.y, problem.beta, Z).constraint_violation == worst
+    assert violation_scale(2.0 * np.ones(3)) == violation_scale(np.array([-2.0, 1.0])) == 2.0
 
 
 def test_small_feasible_moves_never_lower_objective(agreement_problem):

@@ -131,7 +131,7 @@ class Certificate:
     dual_objective: float       # D at the scaled (v, lam)
     gap: float                  # P - D
     relative_gap: float         # (P - D) / max(P, tiny)
-    constraint_violation: float  # max_i (-(B z)_i)_+ / max(||y||_inf, tiny)
+    constraint_violation: float  # max_i (-(B z)_i)_+ / violation_scale(y)
     certified: bool
     dual_scale: float           # the t used
 
@@ -139,14 +139,22 @@ class Certificate:
         return asdict(self)
 
 
+def violation_scale(y) -> float:
+    """What cone violations are measured against: ``||y||_inf`` (the cone values ``X z`` scale
+    with the targets), or 1 when ``y = 0``, a program without a scale of its own (dividing by
+    a floor such as 1e-300 read a violation of 1e-11 as 1e289)."""
+    top = float(np.abs(y).max()) if isinstance(y, np.ndarray) else float(y.abs().max())
+    return top if top > 0 else 1.0
+
+
 def relative_violation(lift: Lifting, y: np.ndarray, Z: np.ndarray) -> float:
-    """Largest cone-constraint violation of ``Z`` relative to ``||y||_inf``."""
+    """Largest cone-constraint violation of ``Z`` over :func:`violation_scale`."""
     U = lift.activations(Z)
-    worst = -min(0.0, float(lift.inner_values(U).min(initial=0.0)))
+    worst = max(0.0, -float(lift.inner_values(U).min(initial=0.0)))
     if lift.depth == 3:
         H = lift.block_outputs(U)
-        worst = max(worst, -min(0.0, float(lift.outer_values(H).min(initial=0.0))))
-    return worst / max(float(np.abs(y).max()), TINY)
+        worst = max(worst, -float(lift.outer_values(H).min(initial=0.0)))
+    return worst / violation_scale(y)
 
 
 def certify(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
@@ -166,6 +174,15 @@ def certify(lift: Lifting, y: np.ndarray, beta: float, Z: np.ndarray,
     worst = float(np.linalg.norm(lift.adjoint(v, lam_inner, lam_outer), axis=1).max(initial=0.0))
     return certificate_from(v, y, beta, primal_value(yhat, y, Z, beta, loss), worst,
                             relative_violation(lift, y, Z), gap_tol, violation_tol, loss)
+
+
+def zero_is_optimal(lift: Lifting, y: np.ndarray, beta: float,
+                    loss: str | ConvexLoss = "squared") -> bool:
+    """Whether ``z = 0`` certifies with ``lam = 0``: ``max_g ||A_g' grad L(0)|| <= beta``
+    (then ``t = 1`` closes the gap), as when ``y = 0``.  An interior-point method stops at
+    ``z ~ 1e-10`` there, whose objective over the optimum, 0, is a relative gap of 1."""
+    Z = np.zeros((lift.n_groups, lift.X.shape[1]))
+    return certify(lift, y, beta, Z, loss=loss).certified
 
 
 def certificate_from(v: np.ndarray, y: np.ndarray, beta: float, primal: float, worst: float,

@@ -44,9 +44,9 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import torch
 
+from ..certificate import violation_scale
 from ..lifting import Lifting
 from ..problem import Problem
 from ..registry import register
@@ -376,7 +376,7 @@ class InteriorPoint(TorchSolver):
         G = ops.G
         depth3 = ops.depth == 3
         beta = float(problem.beta)
-        y_scale = max(float(np.abs(problem.y).max()), 1e-300)
+        y_scale = violation_scale(problem.y)
         start = system.initial_point(beta)
         if start is None:
             raise RuntimeError("ipm: the Newton system at the starting point is singular")

@@ -41,13 +41,12 @@ orthant rows.
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import torch
 
-from ..certificate import relative_gap, squared_primal_and_dual
+from ..certificate import relative_gap, squared_primal_and_dual, violation_scale
 from ..lifting import Lifting
 from ..problem import Problem
 from ..result import Result
@@ -151,7 +150,7 @@ def solve_by_rows(interior: InteriorPoint, problem: Problem) -> Result:
     start = time.perf_counter()
     lift = Lifting.from_problem(problem)
     n, y = problem.n, problem.y
-    y_scale = max(float(np.abs(y).max()), 1e-300)
+    y_scale = violation_scale(y)
     gram = LossGram(lift, y, interior.device)
     rng = np.random.default_rng(0)
     R = np.sort(rng.choice(n, size=min(n, INITIAL_ROWS), replace=False))

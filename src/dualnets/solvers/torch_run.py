@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..certificate import is_certified, primal_and_dual, relative_gap
+from ..certificate import is_certified, primal_and_dual, relative_gap, violation_scale
 from ..lifting import Lifting
 from ..problem import Patterns, Problem
 from ..result import Result
@@ -83,7 +83,7 @@ class Checker:
             self.ops = TorchLifting(lift, problem.y, str(ops.device), "float64", ops.loss)
             self.ws = self.ops.workspace()
         self.beta, self.lift, self.y, self.loss = problem.beta, lift, problem.y, problem.loss
-        self.y_scale = max(float(np.abs(problem.y).max()), 1e-300)
+        self.y_scale = violation_scale(problem.y)
 
     def __call__(self, Z: torch.Tensor, lam_i: torch.Tensor, lam_o: torch.Tensor,
                  rho: float) -> Check:
