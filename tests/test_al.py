@@ -514,15 +514,57 @@ def test_folded_solve_is_as_accurate_as_the_dense_one_along_a_stiff_solve(monkey
 
 
 def test_rho_moves_stay_inside_the_bracket():
-    from dualnets.solvers.al import _softer, _stiffer
+    from dualnets.solvers.al_schedule import softer, stiffer
 
-    assert _stiffer(10.0, 100.0, np.inf) == (100.0, np.inf)
-    assert _stiffer(10.0, 100.0, 100.0) == (pytest.approx(np.sqrt(1000.0)), 100.0)  # failed
-    assert _stiffer(10.0, 100.0, 1000.0) == (100.0, 1000.0)
-    assert _stiffer(60.0, 600.0, 100.0) == (600.0, np.inf)      # closed: 100 is tried again
-    assert _softer(100.0, 10.0, 0.0) == 10.0
-    assert _softer(100.0, 10.0, 50.0) == pytest.approx(np.sqrt(5000.0))      # solved at 50
-    assert _softer(100.0, 10.0, 10.0) == 10.0
+    assert stiffer(10.0, 100.0, np.inf) == (100.0, np.inf)
+    assert stiffer(10.0, 100.0, 100.0) == (pytest.approx(np.sqrt(1000.0)), 100.0)  # failed
+    assert stiffer(10.0, 100.0, 1000.0) == (100.0, 1000.0)
+    assert stiffer(60.0, 600.0, 100.0) == (600.0, np.inf)      # closed: 100 is tried again
+    assert softer(100.0, 10.0, 0.0) == 10.0
+    assert softer(100.0, 10.0, 50.0) == pytest.approx(np.sqrt(5000.0))      # solved at 50
+    assert softer(100.0, 10.0, 10.0) == 10.0
+
+
+def _after(schedule, solved=False, exhausted=False, infeasible=True, violation=1.0,
+           last_violation=1.0, score=1.0, last_score=1.0):
+    return schedule.after(solved=solved, exhausted=exhausted, softens=True,
+                          infeasible=infeasible, violation=violation,
+                          last_violation=last_violation, score=score, last_score=last_score)
+
+
+def test_the_schedule_stiffens_only_solved_infeasible_subproblems_that_stalled():
+    from dualnets.solvers.al_schedule import RhoSchedule
+
+    schedule = RhoSchedule(1.0, 1e-3, 1e4, 10.0)
+    assert _after(schedule, solved=True) == "stiffen" and schedule.rho == 10.0
+    assert _after(schedule, solved=True, violation=0.2) == "keep"       # cut 5x: enough
+    assert _after(schedule, solved=True, infeasible=False) == "keep"
+    assert _after(schedule) == "keep"                  # unsolved but not out of steps
+    assert schedule.rho == 10.0 and schedule.solved_at == 10.0
+
+
+def test_an_unsolved_subproblem_that_halved_the_score_keeps_rho():
+    """The PROGRESS rule: out of steps, unsolved, but its check cut the score 2x or more."""
+    from dualnets.solvers.al_schedule import PROGRESS, RhoSchedule
+
+    schedule = RhoSchedule(100.0, 1.0, 1e4, 10.0)
+    assert _after(schedule, exhausted=True, score=PROGRESS * 8.0, last_score=8.0) == "keep"
+    assert schedule.rho == 100.0 and schedule.failed_at == np.inf
+    assert _after(schedule, exhausted=True, score=0.6, last_score=1.0) == "soften"
+    assert schedule.rho == 10.0 and schedule.failed_at == 100.0
+
+
+def test_an_unsolved_subproblem_at_the_softest_rho_restarts_the_schedule_once():
+    from dualnets.solvers.al_schedule import RhoSchedule
+
+    schedule = RhoSchedule(10.0, 1.0, 1e4, 10.0)
+    assert _after(schedule, solved=True) == "stiffen" and schedule.rho == 100.0
+    assert _after(schedule, exhausted=True) == "soften" and schedule.rho == 10.0
+    assert _after(schedule, exhausted=True) == "soften" and schedule.rho == 1.0
+    assert _after(schedule, exhausted=True) == "restart"
+    assert (schedule.rho, schedule.solved_at, schedule.failed_at) == (10.0, 0.0, np.inf)
+    assert _after(schedule, exhausted=True) == "soften"
+    assert _after(schedule, exhausted=True) == "keep" and schedule.rho == 1.0   # once only
 
 
 def test_rho_does_not_cycle_between_a_failing_and_a_working_value():
@@ -538,7 +580,7 @@ def test_rho_does_not_cycle_between_a_failing_and_a_working_value():
 def test_a_warm_start_rho_is_where_the_schedule_starts(monkeypatch):
     """A warm start whose info carries rho starts the schedule there, within the bracket
     [default / MAX_RHO_SOFTENING, default * max_rho_growth]; without one, at the default."""
-    from dualnets.solvers.al import MAX_RHO_SOFTENING
+    from dualnets.solvers.al_schedule import MAX_RHO_SOFTENING
 
     problem = random_problem(3, seed=2)
     first = []

@@ -48,8 +48,8 @@ updates and the best checked point; inner solvers (``inner``) only step:
   (``al_newton.newton_fits``: a dense system, or a low-rank one when ``n < G d / 2``), else
   fista.
 
-Schedule: after each inner solve the multipliers are updated and ``eta`` divided by
-``inner_decay``.  ``rho`` starts at ``rho_scale * lmax(A'A) / lmax(B'B)`` (``lmax(B'B) <=
+Schedule (:mod:`.al_schedule`, the rules; here, why): after each inner solve the multipliers
+are updated and ``eta`` divided by ``inner_decay``.  ``rho`` starts at ``rho_scale * lmax(A'A) / lmax(B'B)`` (``lmax(B'B) <=
 (1 + m1) lmax(X'X)``, ``lmax(X'X)`` at depth 2) and grows by ``rho_growth`` when a solved
 subproblem cut the violation by less than 4x while infeasibility still limits the certificate
 (a violation above ``violation_tol`` or a gap below ``-gap_tol``); with newton it drops by
@@ -96,6 +96,7 @@ from . import al_newton
 from .al_inner import FistaInner, InnerSolver, Subproblem
 from .al_newton import NewtonInner, newton_fits
 from .al_polish import polish
+from .al_schedule import MAX_RHO_SOFTENING, RhoSchedule
 from .base import check_budget
 from . import ipm
 from .torch_ops import TorchLifting, TorchSolver, Workspace
@@ -105,9 +106,6 @@ from .working_set import solve_working_set
 CHECK_FRACTION = 0.25       # a multiplier update and check at least this often (of
 #                             max_seconds); the demo's al+network spent its 15 s in one subproblem
 INNER_METHODS = ("auto", "newton", "fista", "ipm")
-MAX_RHO_SOFTENING = 1e3     # newton: rho never drops below its start over this
-RETRY_RATIO = 2.0           # a stiffening this close to the rho that failed retries it
-PROGRESS = 0.5              # an unsolved subproblem whose check cut the score this much keeps rho
 
 
 @register
@@ -301,10 +299,9 @@ class AugmentedLagrangian(TorchSolver):
         rho_growth = inner.rho_defaults[1] if self.rho_growth is None else float(self.rho_growth)
         rho = rho_scale * inner.lmax_loss / inner.lmax_cones
         rho_max, rho_min = inner.max_rho_growth * rho, rho / MAX_RHO_SOFTENING
-        solved_at, failed_at = 0.0, math.inf    # the bracket of rho (module docstring)
         if warm_rho is not None:
             rho = min(max(warm_rho, rho_min), rho_max)
-        rho_start, restarted = rho, False
+        schedule = RhoSchedule(rho, rho_min, rho_max, rho_growth)
         inner.set_rho(rho)
         eta, outer, last_violation, best, last_polish = self.inner_tol, 0, math.inf, None, math.inf
         score = math.inf
@@ -360,28 +357,21 @@ class AugmentedLagrangian(TorchSolver):
                     Z, lam_i, lam_o = polished[:3]
                     break
             eta = max(eta / self.inner_decay, 0.1 * self.gap_tol)
-            # infeasibility still limits the certificate (a negative gap comes from it alone)
-            infeasible = check.violation > self.violation_tol or \
-                check.relative_gap < -self.gap_tol
-            if solved:
-                solved_at = max(solved_at, rho)
-            if solved and infeasible and check.violation > 0.25 * last_violation and \
-                    rho < rho_max:
-                rho, failed_at = _stiffer(rho, min(rho * rho_growth, rho_max), failed_at)
-                inner.set_rho(rho)                                  # feasibility: stiffen
-            elif inner.softens and steps >= inner.step_cap and not solved and \
-                    not score <= PROGRESS * last_score:
-                if rho > rho_min:                # the subproblem is too stiff: soften
-                    failed_at = min(failed_at, rho)
-                    rho = _softer(rho, max(rho / rho_growth, rho_min), solved_at)
-                    inner.set_rho(rho)
-                elif not restarted:
-                    # unsolved even at the softest rho: the multipliers (a warm start's) are
-                    # the trouble; drop them once and start the schedule again from this point
-                    lam_i.zero_()
-                    lam_o.zero_()
-                    rho, restarted, solved_at, failed_at = rho_start, True, 0.0, math.inf
-                    inner.set_rho(rho)
+            move = schedule.after(
+                solved=solved, exhausted=steps >= inner.step_cap, softens=inner.softens,
+                # infeasibility still limits the certificate (a negative gap comes from it)
+                infeasible=check.violation > self.violation_tol or
+                check.relative_gap < -self.gap_tol,
+                violation=check.violation, last_violation=last_violation, score=score,
+                last_score=last_score)
+            if move == "restart":
+                # unsolved even at the softest rho: the multipliers (a warm start's) are the
+                # trouble; drop them once and start the schedule again from this point
+                lam_i.zero_()
+                lam_o.zero_()
+            if move != "keep":
+                rho = schedule.rho
+                inner.set_rho(rho)
             last_violation = check.violation
         state.info.update(seconds=clock.now(), outer_iterations=outer, rho=rho)
         return Z, lam_i.clone(), lam_o.clone()
@@ -435,21 +425,3 @@ class AugmentedLagrangian(TorchSolver):
         clock.excluded += time.perf_counter() - begin
         state.trace.append(state.row(clock.now(), check))
 
-
-def _stiffer(rho: float, target: float, failed_at: float) -> tuple[float, float]:
-    """``(rho, failed_at)`` after a stiffening: ``target``, or the geometric mean of ``rho``
-    and ``failed_at`` (a rho whose subproblem went unsolved) when ``target`` would reach it.
-    Once ``rho`` is within ``RETRY_RATIO`` of ``failed_at`` the bracket has closed and the
-    failed rho is tried again (forgotten): the means alone approach it without end (planted
-    n = 16000: 50 multiplier updates within a factor 1.5 of it, the violation stuck)."""
-    if failed_at <= RETRY_RATIO * rho:
-        failed_at = math.inf
-    if rho < failed_at <= target:
-        return math.sqrt(rho * failed_at), failed_at
-    return target, failed_at
-
-
-def _softer(rho: float, target: float, solved_at: float) -> float:
-    """``target``, or the geometric mean of ``rho`` and ``solved_at`` (a rho whose subproblem
-    was solved) when ``target`` would step below it."""
-    return math.sqrt(rho * solved_at) if target < solved_at < rho else target
