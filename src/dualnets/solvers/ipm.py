@@ -631,7 +631,7 @@ class NewtonSystem:
     def cones(self, Z: torch.Tensor):
         """``B z``: the inner (G, n) and outer (B, n; depth 3, else None) cone values."""
         ops = self.ops
-        ops._forward(Z, self.ws, self.ws.yhat)
+        ops.cone_values(Z, self.ws)
         inner = ops.sign_inner * self.ws.U
         return inner, (ops.sign_outer * self.ws.H if ops.depth == 3 else None)
 

@@ -97,7 +97,7 @@ class RowNewtonSystem(NewtonSystem):
         """``A'(A z - y) - B_R'lam`` with ``A'(A z - y) = (K w - b, b - K w)``, into
         ``ws.grad``, leaving the cone values ``U``, ``H`` over ``R`` in ``ws``."""
         ops, half = self.ops, self.G // 2
-        ops._forward(Z, ws, ws.yhat)
+        ops.cone_values(Z, ws)
         loss = (self.K @ self.merged(Z) - self.gram.b).view(half, self.d)
         return torch.sub(torch.cat([loss, -loss]), self.cone_adjoint(
             lam_i, lam_o if ops.depth == 3 else None), out=ws.grad)

@@ -118,12 +118,18 @@ class TorchLifting:
         return torch.zeros(shape, dtype=self.dtype, device=self.device)
 
     # forward pieces --------------------------------------------------------------------------
-    def _forward(self, Z: torch.Tensor, ws: Workspace, out: torch.Tensor) -> None:
-        """U = Z X^T, block outputs H (depth 3) and the prediction A z into ``out``."""
+    def cone_values(self, Z: torch.Tensor, ws: Workspace) -> None:
+        """U = Z X^T and, at depth 3, the block outputs H (``s D U`` is left in W): what the
+        cone rows ``B z`` are made of."""
         torch.matmul(Z, self.Xt, out=ws.U)
         if self.depth == 3:
             torch.mul(ws.U, self.coef, out=ws.W)
             torch.sum(ws.W.view(self.B, self.m1, self.n), dim=1, out=ws.H)
+
+    def _forward(self, Z: torch.Tensor, ws: Workspace, out: torch.Tensor) -> None:
+        """:meth:`cone_values` and the prediction A z into ``out``."""
+        self.cone_values(Z, ws)
+        if self.depth == 3:
             torch.mul(ws.H, self.out_weight, out=ws.gh)
             torch.sum(ws.gh, dim=0, out=out)
         else:
