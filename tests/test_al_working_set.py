@@ -49,7 +49,7 @@ def assert_matches_clarabel(problem: Problem, result: Result) -> None:
     assert abs(cert.objective - ref) <= TOL * abs(ref) + 1e-10, (cert.objective, ref)
 
 
-@pytest.mark.parametrize("inner", ["newton", "fista"])
+@pytest.mark.parametrize("inner", ["newton", "fista", "ipm"])
 @pytest.mark.parametrize("beta", [0.01, 1.0, 10.0])
 @pytest.mark.parametrize("m1", [1, 2, 3])
 @pytest.mark.parametrize("depth", [2, 3])
@@ -63,9 +63,16 @@ def test_al_matches_clarabel_over_the_grid(depth, m1, beta, inner):
 @pytest.mark.parametrize("kind", ["duplicates", "constant", "scaled_down", "scaled_up",
                                   "zero_y"])
 @pytest.mark.parametrize("depth", [2, 3])
-def test_al_certifies_degenerate_data(depth, kind):
+@pytest.mark.parametrize("inner", ["auto", "fista", "ipm"])
+def test_al_certifies_degenerate_data(depth, kind, inner):
+    if inner == "fista" and kind == "scaled_up":
+        pytest.xfail("measured: first-order steps on features x1e3 with beta = 0.1 (as beta "
+                     "= 1e-4 on unit features; Lipschitz bound 1.3e9 at depth 2, 5e8 at "
+                     "depth 3) end at max_iters (50000) uncertified, at gap 0.47 and 1.6e-3; "
+                     "at depth 2, 828000 iterations reach 1e-2, where the polish certifies "
+                     "(53 s). newton and ipm certify both in under 0.1 s")
     problem = grid_problem(depth, 2, 0.1, seed=3, kind=kind)
-    result = AugmentedLagrangian(max_seconds=60).solve(problem)
+    result = AugmentedLagrangian(max_seconds=60, inner=inner).solve(problem)
     assert result.status == "optimal"
     assert_matches_clarabel(problem, result)
 

@@ -227,10 +227,10 @@ class TorchLifting:
     def violation(self, ws: Workspace) -> float:
         """Largest cone violation ``max (-(B z))_+`` of the point whose U, H are in ``ws``."""
         torch.mul(self.sign_inner, ws.U, out=ws.W)
-        worst = -min(0.0, float(ws.W.min()))
+        worst = max(0.0, -float(ws.W.min()))
         if self.depth == 3:
             torch.mul(self.sign_outer, ws.H, out=ws.gh)
-            worst = max(worst, -min(0.0, float(ws.gh.min())))
+            worst = max(worst, -float(ws.gh.min()))
         return worst
 
     def lipschitz(self, rho: float, ws: Workspace, iters: int = 50, seed: int = 0) -> float:
