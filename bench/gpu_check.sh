@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 "$PY" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 
 # (1) the CUDA tests: one small problem against Clarabel, float32 and float64 (~30 s)
-timeout 90 "$PY" -m pytest -q -k cuda tests/test_al.py tests/test_al_working_set.py \
+timeout 90 "$PY" -m pytest -q -k cuda tests/test_al.py tests/test_al_working_set.py tests/test_al_rows.py \
     2>&1 | tee "$OUT/gpu_tests.txt" || true
 
 # (2) the n grid: 16000, 64000, 256000, 10^6 in float64 (60 s each at most), then 10^6 in

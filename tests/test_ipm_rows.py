@@ -12,7 +12,7 @@ from dualnets.lifting import Lifting
 from dualnets.patterns import sample_patterns
 from dualnets.problem import Problem
 from dualnets.registry import get_solver
-from dualnets.solvers import ipm_rows
+from dualnets.solvers import ipm_rows, row_set
 from dualnets.solvers.al_newton import NewtonInner, lifted_weights
 from dualnets.solvers.ipm import NewtonSystem
 from dualnets.solvers.torch_ops import TorchLifting
@@ -31,9 +31,9 @@ def problem_of(depth: int, m1: int, beta: float = 0.1, kind: str = "plain", n: i
 @pytest.fixture
 def few_rows(monkeypatch):
     """Rounds that start from 8 samples and take 2 per violated cone: the cutting planes run."""
-    monkeypatch.setattr(ipm_rows, "INITIAL_ROWS", 8)
-    monkeypatch.setattr(ipm_rows, "ROWS_PER_CONE", 2)
-    monkeypatch.setattr(ipm_rows, "CHUNK_ROWS", 16)
+    monkeypatch.setattr(row_set, "INITIAL_ROWS", 8)
+    monkeypatch.setattr(row_set, "ROWS_PER_CONE", 2)
+    monkeypatch.setattr(row_set, "CHUNK_ROWS", 16)
 
 
 @pytest.mark.parametrize("beta", [0.01, 1.0, 10.0])
@@ -62,7 +62,7 @@ def test_the_loss_gram_is_that_of_every_row(few_rows):
     ops = TorchLifting(lift, problem.y)
     half = lift.n_groups // 2
     weight = lifted_weights(ops)[:half]
-    gram = ipm_rows.LossGram(lift, problem.y, "cpu")            # four chunks of 16 rows
+    gram = row_set.LossGram(lift, problem.y, "cpu")            # four chunks of 16 rows
     torch.testing.assert_close(gram.K, NewtonInner.half_gram(ops.X, weight), rtol=1e-12,
                                atol=1e-12)
     torch.testing.assert_close(gram.b, ((weight * ops.y) @ ops.X).flatten(), rtol=1e-12,
@@ -76,7 +76,7 @@ def test_the_row_system_over_every_row_is_the_whole_system(depth):
     ops = TorchLifting(lift, problem.y)
     whole = NewtonSystem(ops, route="fold")
     rows = ipm_rows.RowNewtonSystem(TorchLifting(lift, problem.y),
-                                    ipm_rows.LossGram(lift, problem.y, "cpu"))
+                                    row_set.LossGram(lift, problem.y, "cpu"))
     gen = torch.Generator().manual_seed(1)
     Z = torch.randn((ops.G, ops.d), generator=gen, dtype=torch.float64)
     lam_i = torch.rand((ops.G, ops.n), generator=gen, dtype=torch.float64)
@@ -100,11 +100,12 @@ def test_the_products_certificate_is_the_vector_one():
         np.testing.assert_allclose(got, expected, rtol=1e-13)
 
 
-def test_the_violated_rows_are_the_worst_of_each_cone(few_rows):
+@pytest.mark.parametrize("floor", [0.0, 0.5])
+def test_the_violated_rows_are_the_worst_of_each_cone(few_rows, floor):
     problem = problem_of(3, 2, n=50)
     lift = Lifting.from_problem(problem)
     Z = np.random.default_rng(4).normal(size=(lift.n_groups, problem.d))
-    worst, rows = ipm_rows.violated_rows(lift, torch.as_tensor(Z), 0.0, 2)
+    worst, rows = row_set.violated_rows(lift, torch.as_tensor(Z), floor, 2)
     U = lift.activations(Z)
     values = [lift.inner_values(U), lift.outer_values(lift.block_outputs(U))]
     assert worst == pytest.approx(max(-min(0.0, float(V.min())) for V in values), rel=1e-12)
@@ -112,8 +113,8 @@ def test_the_violated_rows_are_the_worst_of_each_cone(few_rows):
     expected = set()
     for cone in range(V.shape[0]):
         worst_two = np.argsort(V[cone], kind="stable")[:2]
-        expected |= {int(i) for i in worst_two if V[cone, i] < 0}
-    assert set(rows.tolist()) == expected
+        expected |= {int(i) for i in worst_two if V[cone, i] < -floor}
+    assert expected and set(rows.tolist()) == expected
 
 
 def test_row_set_refuses_a_program_without_the_fold(monkeypatch):

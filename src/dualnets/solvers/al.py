@@ -96,6 +96,7 @@ from . import al_newton
 from .al_inner import FistaInner, InnerSolver, Subproblem
 from .al_newton import NewtonInner, newton_fits
 from .al_polish import polish
+from .al_rows import solve_al_by_rows
 from .al_schedule import MAX_RHO_SOFTENING, RhoSchedule
 from .base import check_budget
 from . import ipm
@@ -106,6 +107,8 @@ from .working_set import solve_working_set
 CHECK_FRACTION = 0.25       # a multiplier update and check at least this often (of
 #                             max_seconds); the demo's al+network spent its 15 s in one subproblem
 INNER_METHODS = ("auto", "newton", "fista", "ipm")
+ROW_SET_MIN_N = 10_000      # samples from which row_set=None takes the row set (planted, P = 50:
+#                             n = 8000 34.2 s against 34.0 s; n = 16000 37.7 s against 72.0 s)
 
 
 @register
@@ -155,6 +158,11 @@ class AugmentedLagrangian(TorchSolver):
     working_set : bool
         Solve over a working set of patterns grown by pricing (:mod:`.working_set`); the trace
         then has one full-problem certificate per round.  False: one AL over every block.
+    row_set : bool or None
+        Solve over a working set of cone rows, the loss held as its Gram matrix
+        (:mod:`.al_rows`; every pattern).  None (default): when ``inner`` is "auto" or
+        "newton", the loss squared, the dtype float64, ``ipm`` does not take the program,
+        the Newton system is dense and ``n >= ROW_SET_MIN_N``.
     """
 
     name = "al"
@@ -168,7 +176,7 @@ class AugmentedLagrangian(TorchSolver):
                  inner_iters: int = 1000,
                  polish_at: float = 1e-2, line_search: bool = False, inner: str = "auto",
                  threads: int | None = 1, trace_every: int = 0, working_set: bool = True,
-                 verbose: bool = False):
+                 row_set: bool | None = None, verbose: bool = False):
         self._set_device(device, dtype)
         if inner not in INNER_METHODS:
             raise ValueError(f"inner must be one of {INNER_METHODS}, got {inner!r}")
@@ -193,11 +201,16 @@ class AugmentedLagrangian(TorchSolver):
         self.polish_at, self.line_search = float(polish_at), bool(line_search)
         self.threads, self.trace_every, self.verbose = threads, int(trace_every), verbose
         self.working_set = bool(working_set)
+        self.row_set = None if row_set is None else bool(row_set)
         # "auto" may take ipm: False in the working set's rounds and in the fallback after
         # an uncertified ipm solve
         self.auto_ipm = True
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
+        if self.row_set:
+            self._check_row_set(problem)
+        if self.row_set or (self.row_set is None and self._takes_row_set(problem)):
+            return solve_al_by_rows(self, problem, warm_start)
         if self._takes_ipm(problem):
             return self._solve_by_ipm(problem, warm_start)
         if self.working_set:
@@ -230,6 +243,24 @@ class AugmentedLagrangian(TorchSolver):
             solve_seconds=state.info.pop("seconds"), warmup_seconds=warmup,
             iterations=state.iterations, trace=tuple(state.trace), info=state.info,
             message=state.info.get("message", ""))
+
+    def _check_row_set(self, problem: Problem) -> None:
+        """``row_set=True`` takes the squared loss in float64 with a dense Newton system."""
+        G = 2 * problem.n_patterns * problem.m1
+        if problem.loss != "squared" or self.dtype != "float64" or \
+                not al_newton.dense_fits(G, problem.d):
+            raise ValueError(
+                f"row_set=True needs the squared loss, float64 and G d <= "
+                f"{al_newton.MAX_VARIABLES}, got the {problem.loss} loss, {self.dtype} and "
+                f"G d = {G * problem.d}")
+
+    def _takes_row_set(self, problem: Problem) -> bool:
+        """``row_set=None``: the row set on a large float64 squared-loss program with a dense
+        Newton system that ``ipm`` does not take (module docstring)."""
+        G = 2 * problem.n_patterns * problem.m1
+        return self.inner in ("auto", "newton") and problem.loss == "squared" and \
+            self.dtype == "float64" and problem.n >= ROW_SET_MIN_N and \
+            al_newton.dense_fits(G, problem.d) and not self._takes_ipm(problem)
 
     def _takes_ipm(self, problem: Problem) -> bool:
         """``inner="ipm"``, or ``"auto"`` on a float64 squared-loss program within

@@ -310,6 +310,10 @@ class NewtonInner(InnerSolver):
     ----------
     ops : TorchLifting
         Operators in the working dtype (gradients, values, cone masks).
+    gram : tensor or None
+        ``K = A_+'A_+`` when the loss is not over the samples of ``ops`` (the row set of
+        :mod:`.al_rows`: its cones cover some samples, its loss every one); then the
+        system is always the dense, folded one.
     """
 
     name = "newton"
@@ -317,7 +321,7 @@ class NewtonInner(InnerSolver):
     softens = True
     step_cap = NEWTON_STEPS
 
-    def __init__(self, ops: TorchLifting):
+    def __init__(self, ops: TorchLifting, gram: torch.Tensor | None = None):
         self.rho_defaults = (10.0, 5.0) if ops.dtype == torch.float32 else (100.0, 10.0)
         f64, dev = torch.float64, ops.device
         self.ops, self.G, self.d, self.m1 = ops, ops.G, ops.d, ops.m1
@@ -327,10 +331,11 @@ class NewtonInner(InnerSolver):
         weight = lifted_weights(ops)
         # columns of A for the low-rank solve, kept only where it can be used
         self.X64 = X
-        self.col_weight = weight if low_rank_fits(ops.n, self.G, self.d) else None
-        self.dense = dense_fits(self.G, self.d)
+        self.col_weight = weight if gram is None and low_rank_fits(ops.n, self.G, self.d) \
+            else None
+        self.dense = gram is not None or dense_fits(self.G, self.d)
         if self.dense:
-            K = self.half_gram(X, weight[: self.G // 2])
+            K = self.half_gram(X, weight[: self.G // 2]) if gram is None else gram
             self.gram = K                       # A'A = [[K, -K], [-K, K]]
             self.gram_diagonal = K.diagonal().repeat(2)
             lmax = 2.0 * largest_eigenvalue(K) if K.numel() else 0.0

@@ -9,17 +9,17 @@ loss over every sample, held as its Gram matrix: with ``w = z_+ - z_-`` (``A = [
 
     1/2 ||A z - y||^2 = 1/2 w'K w - w'b + 1/2 y'y,   K = A_+'A_+,  b = A_+'y
 
-(:class:`LossGram`, formed once, in row chunks).  An iteration then costs the fold's Cholesky
+(:class:`.row_set.LossGram`, formed once, in row chunks).  An iteration then costs the fold's Cholesky
 (``G d / 2`` unknowns) and ``|R| (G + B)`` cone rows.  Cutting planes:
 
-1. ``R``: ``INITIAL_ROWS`` samples drawn at random (seeded);
+1. ``R``: ``row_set.INITIAL_ROWS`` samples drawn at random (seeded);
 2. the restricted program, by :meth:`.ipm.InteriorPoint._iterate` (cold, to the solver's
    tolerances);
-3. every cone row at its ``z``, chunk by chunk (:func:`violated_rows`).  If none is violated
+3. every cone row at its ``z``, chunk by chunk (:func:`.row_set.violated_rows`).  If none is violated
    by more than ``violation_tol`` (relative to ``||y||_inf``), stop: the restricted certificate
    (the whole loss, the multipliers of ``R`` and zero elsewhere) is the whole program's, the
    one :func:`dualnets.certificate.certify` recomputes from the returned arrays;
-4. else add the ``ROWS_PER_CONE`` most violated samples of every violated cone to ``R``, and
+4. else add the ``row_set.ROWS_PER_CONE`` most violated samples of every violated cone to ``R``, and
    go to 2.
 
 A restricted program has fewer constraints, so its optimum lower-bounds the whole one, and a
@@ -50,45 +50,16 @@ from ..certificate import relative_gap, squared_primal_and_dual, violation_scale
 from ..lifting import Lifting
 from ..problem import Problem
 from ..result import Result
-from .al_newton import NewtonInner, lifted_weights
+from . import row_set
 from .ipm import InteriorPoint, NewtonSystem
 from .torch_ops import TorchLifting, Workspace
 from .torch_run import Check, Clock, RunState, to_numpy
-
-INITIAL_ROWS = 2000     # samples of the first round's cone rows
-ROWS_PER_CONE = 10      # samples added per violated cone and round, the most violated first
-CHUNK_ROWS = 16384      # samples per chunk of the passes over every sample
-MAX_ROUNDS = 30
-
-
-class LossGram:
-    """``K = A_+'A_+``, ``b = A_+'y`` and ``y'y`` of every sample, in chunks of
-    ``CHUNK_ROWS`` samples (``A_+``: the columns of the first sign copy of every group)."""
-
-    def __init__(self, lift: Lifting, y: np.ndarray, device: str):
-        half = lift.n_groups // 2
-        size = half * lift.X.shape[1]
-        f64 = torch.float64
-        self.K = torch.zeros((size, size), dtype=f64, device=device)
-        self.b = torch.zeros(size, dtype=f64, device=device)
-        for rows in chunks(lift.X.shape[0]):
-            ops = TorchLifting(lift.rows(rows), y[rows], device, "float64")
-            weight = lifted_weights(ops)[:half]
-            self.K += NewtonInner.half_gram(ops.X, weight)
-            self.b += ((weight * ops.y) @ ops.X).flatten()
-        self.yy = float(np.dot(y, y))
-
-
-def chunks(n: int):
-    """Slices of at most ``CHUNK_ROWS`` samples covering ``range(n)``."""
-    return [slice(start, min(n, start + CHUNK_ROWS)) for start in range(0, n, CHUNK_ROWS)]
-
 
 class RowNewtonSystem(NewtonSystem):
     """:class:`~.ipm.NewtonSystem` of the program whose cone rows are those of the samples of
     ``ops`` and whose loss is that of :class:`LossGram` (always folded)."""
 
-    def __init__(self, ops: TorchLifting, gram: LossGram):
+    def __init__(self, ops: TorchLifting, gram: row_set.LossGram):
         super().__init__(ops, route="fold")
         self._K, self.gram = gram.K, gram
 
@@ -119,31 +90,6 @@ class RowNewtonSystem(NewtonSystem):
         return Check(primal, relative_gap(primal, dual), self.ops.violation(ws) / y_scale)
 
 
-def violated_rows(lift: Lifting, Z: torch.Tensor, floor: float,
-                  per_cone: int) -> tuple[float, np.ndarray]:
-    """``(worst, rows)``: the largest violation ``max (-(B z))_+`` over every cone row, and the
-    samples of the ``per_cone`` most violated rows of every cone (inner and outer), among those
-    violated by more than ``floor``; one pass over the samples, chunk by chunk."""
-    Zn = to_numpy(Z)
-    best = None                       # per cone: the lowest values so far and their samples
-    for rows in chunks(lift.X.shape[0]):
-        part = lift.rows(rows)
-        U = part.activations(Zn)
-        values = [part.inner_values(U)]
-        if lift.depth == 3:
-            values.append(part.outer_values(part.block_outputs(U)))
-        V = np.concatenate(values)
-        samples = np.broadcast_to(np.arange(rows.start, rows.stop), V.shape)
-        if best is not None:
-            V, samples = np.concatenate([best[0], V], 1), np.concatenate([best[1], samples], 1)
-        k = min(per_cone, V.shape[1])
-        keep = np.argpartition(V, k - 1, axis=1)[:, :k]
-        best = np.take_along_axis(V, keep, 1), np.take_along_axis(samples, keep, 1)
-    values, samples = best
-    worst = -min(0.0, float(values.min()))
-    return worst, np.unique(samples[values < -floor])
-
-
 def solve_by_rows(interior: InteriorPoint, problem: Problem) -> Result:
     """The cutting-plane rounds of the module docstring, under ``interior``'s tolerances and
     budget (its iteration cap applies to each round)."""
@@ -151,9 +97,9 @@ def solve_by_rows(interior: InteriorPoint, problem: Problem) -> Result:
     lift = Lifting.from_problem(problem)
     n, y = problem.n, problem.y
     y_scale = violation_scale(y)
-    gram = LossGram(lift, y, interior.device)
+    gram = row_set.LossGram(lift, y, interior.device)
     rng = np.random.default_rng(0)
-    R = np.sort(rng.choice(n, size=min(n, INITIAL_ROWS), replace=False))
+    R = np.sort(rng.choice(n, size=min(n, row_set.INITIAL_ROWS), replace=False))
     setup = time.perf_counter() - start
     clock = Clock(torch.device(interior.device))
     state = RunState()
@@ -166,7 +112,8 @@ def solve_by_rows(interior: InteriorPoint, problem: Problem) -> Result:
         Z, lam_i, lam_o = interior._iterate(problem, ops, system, sub, budget)
         state.iterations += sub.iterations
         _, _, objective, gap, _ = sub.trace[-1]
-        worst, add = violated_rows(lift, Z, interior.violation_tol * y_scale, ROWS_PER_CONE)
+        worst, add = row_set.violated_rows(lift, Z, interior.violation_tol * y_scale,
+                                           row_set.ROWS_PER_CONE)
         add = np.setdiff1d(add, R)
         state.trace.append((clock.now(), state.iterations, objective, gap, worst / y_scale))
         state.info["row_rounds"].append(dict(rows=int(R.size), iterations=sub.iterations,
@@ -185,7 +132,7 @@ def solve_by_rows(interior: InteriorPoint, problem: Problem) -> Result:
                 state.info["message"] = "violated rows outside the working set" + (
                     "" if out_of_budget else ", none to add")
             break
-        if len(state.info["row_rounds"]) >= MAX_ROUNDS:
+        if len(state.info["row_rounds"]) >= row_set.MAX_ROUNDS:
             state.status, state.info["message"] = "max_iterations", "MAX_ROUNDS row rounds"
             break
         R = np.union1d(R, add)

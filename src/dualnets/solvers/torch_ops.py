@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..certificate import primal_and_dual
 from ..lifting import Lifting
 from ..losses import ConvexLoss, get_loss
 from ..problem import Problem
@@ -202,6 +203,12 @@ class TorchLifting:
         if self.depth == 3:
             cones += float(torch.vdot(ws.mu_o.view(-1), ws.mu_o.view(-1)))
         return float(self.loss.value(ws.yhat, self.y)) + 0.5 * cones / rho
+
+    def primal_and_dual(self, Z: torch.Tensor, ws: Workspace, beta: float,
+                        worst: float) -> tuple[float, float, float]:
+        """``(P, D, t)`` of :func:`dualnets.certificate.primal_and_dual` at the point whose
+        prediction and loss gradient are in ``ws``."""
+        return primal_and_dual(ws.yhat, ws.r, self.y, Z, beta, worst, self.loss)
 
     def loss_gradient(self, Z: torch.Tensor, ws: Workspace) -> torch.Tensor:
         """Gradient (G, d) of ``L(Az)`` (the gated model: masks as fixed features)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..certificate import is_certified, primal_and_dual, relative_gap, violation_scale
+from ..certificate import is_certified, relative_gap, violation_scale
 from ..lifting import Lifting
 from ..problem import Patterns, Problem
 from ..result import Result
@@ -65,7 +65,7 @@ def device_certificate(ops: TorchLifting, ws: Workspace, Z: torch.Tensor, beta: 
     of docs/design.md section 4 (``r`` is in the domain of ``L*``: the gradient always is).
     """
     worst = float(torch.linalg.vector_norm(ws.grad, dim=1).max())
-    primal, dual, _ = primal_and_dual(ws.yhat, ws.r, ops.y, Z, beta, worst, ops.loss)
+    primal, dual, _ = ops.primal_and_dual(Z, ws, beta, worst)
     return Check(primal, relative_gap(primal, dual), ops.violation(ws) / y_scale)
 
 
