@@ -49,10 +49,11 @@ updates and the best checked point; inner solvers (``inner``) only step:
   fista.
 
 Schedule (:mod:`.al_schedule`, the rules; here, why): after each inner solve the multipliers
-are updated and ``eta`` divided by ``inner_decay``.  ``rho`` starts at ``rho_scale * lmax(A'A) / lmax(B'B)`` (``lmax(B'B) <=
-(1 + m1) lmax(X'X)``, ``lmax(X'X)`` at depth 2) and grows by ``rho_growth`` when a solved
-subproblem cut the violation by less than 4x while infeasibility still limits the certificate
-(a violation above ``violation_tol`` or a gap below ``-gap_tol``); with newton it drops by
+are updated and ``eta`` divided by ``inner_decay``.  ``rho`` starts at
+``rho_scale * lmax(A'A) / lmax(B'B)`` (``lmax(B'B) <= (1 + m1) lmax(X'X)``, ``lmax(X'X)`` at
+depth 2) and grows by ``rho_growth`` when a solved subproblem cut the violation by less than
+4x while infeasibility still limits the certificate (a violation above ``violation_tol`` or
+a gap below ``-gap_tol``); with newton it drops by
 ``rho_growth`` (down to ``1/MAX_RHO_SOFTENING`` of its start) when a subproblem used all of
 its steps unsolved: small effective beta (features scaled by 1e3) made the subproblems too stiff
 for 50 Newton steps at the default ``rho_scale``.  Both moves stay inside the bracket of the
@@ -207,9 +208,10 @@ class AugmentedLagrangian(TorchSolver):
         self.auto_ipm = True
 
     def _solve(self, problem: Problem, warm_start: Result | None) -> Result:
-        if self.row_set:
-            self._check_row_set(problem)
-        if self.row_set or (self.row_set is None and self._takes_row_set(problem)):
+        unfit = self._row_set_unfit(problem)
+        if self.row_set and unfit:
+            raise ValueError(f"row_set=True needs {unfit}")
+        if self.row_set or (self.row_set is None and not unfit and self._takes_row_set(problem)):
             return solve_al_by_rows(self, problem, warm_start)
         if self._takes_ipm(problem):
             return self._solve_by_ipm(problem, warm_start)
@@ -244,23 +246,22 @@ class AugmentedLagrangian(TorchSolver):
             iterations=state.iterations, trace=tuple(state.trace), info=state.info,
             message=state.info.get("message", ""))
 
-    def _check_row_set(self, problem: Problem) -> None:
-        """``row_set=True`` takes the squared loss in float64 with a dense Newton system."""
+    def _row_set_unfit(self, problem: Problem) -> str:
+        """Why the row set cannot take ``problem`` ("" when it can): it needs the squared loss
+        in float64 with a dense Newton system."""
         G = 2 * problem.n_patterns * problem.m1
-        if problem.loss != "squared" or self.dtype != "float64" or \
-                not al_newton.dense_fits(G, problem.d):
-            raise ValueError(
-                f"row_set=True needs the squared loss, float64 and G d <= "
-                f"{al_newton.MAX_VARIABLES}, got the {problem.loss} loss, {self.dtype} and "
-                f"G d = {G * problem.d}")
+        if problem.loss == "squared" and self.dtype == "float64" and \
+                al_newton.dense_fits(G, problem.d):
+            return ""
+        return (f"the squared loss, float64 and G d <= {al_newton.MAX_VARIABLES}, got the "
+                f"{problem.loss} loss, {self.dtype} and G d = {G * problem.d}")
 
     def _takes_row_set(self, problem: Problem) -> bool:
-        """``row_set=None``: the row set on a large float64 squared-loss program with a dense
-        Newton system that ``ipm`` does not take (module docstring)."""
-        G = 2 * problem.n_patterns * problem.m1
-        return self.inner in ("auto", "newton") and problem.loss == "squared" and \
-            self.dtype == "float64" and problem.n >= ROW_SET_MIN_N and \
-            al_newton.dense_fits(G, problem.d) and not self._takes_ipm(problem)
+        """``row_set=None`` on a program the row set can take: the row set when it is large
+        (``n >= ROW_SET_MIN_N``), ``inner`` is "auto" or "newton" and ``ipm`` does not take
+        it (module docstring)."""
+        return self.inner in ("auto", "newton") and problem.n >= ROW_SET_MIN_N and \
+            not self._takes_ipm(problem)
 
     def _takes_ipm(self, problem: Problem) -> bool:
         """``inner="ipm"``, or ``"auto"`` on a float64 squared-loss program within

@@ -70,19 +70,18 @@ class GramLossLifting(TorchLifting):
         super().__init__(lift, y, device, "float64", "squared")
         self.gram, self.half = gram, self.G // 2
         self._loss_grad = None
-        self._products = (0.0, 0.0, 0.0)    # (w'Kw, w'b) at the last point, and its loss
+        self._products = (0.0, 0.0)         # (v'v, v'y) of the residual at the last point
 
     def _residual(self, Z: torch.Tensor, ws: Workspace) -> None:
         """The cone values of ``R`` and the loss's pieces at ``Z``; ``r = 0`` leaves only the
         cone part in :meth:`TorchLifting.al_gradient_after_value`."""
         self.cone_values(Z, ws)
         ws.r.zero_()
-        gram, half = self.gram, self.half
-        w = (Z[:half] - Z[half:]).flatten()
+        gram = self.gram
+        w = gram.merged(Z)
         Kw = gram.K @ w
-        wKw, wb = float(w @ Kw), float(w @ gram.b)
-        self._loss_grad = (Kw - gram.b).view(half, self.d)
-        self._products = (wKw, wb, 0.5 * wKw - wb + 0.5 * gram.yy)
+        self._loss_grad = (Kw - gram.b).view(self.half, self.d)
+        self._products = gram.residual_products(float(w @ Kw), float(w @ gram.b))
 
     def al_gradient_after_value(self, ws: Workspace) -> torch.Tensor:
         grad = super().al_gradient_after_value(ws)
@@ -94,14 +93,12 @@ class GramLossLifting(TorchLifting):
         cones = float(torch.vdot(ws.mu_i.view(-1), ws.mu_i.view(-1)))
         if self.depth == 3:
             cones += float(torch.vdot(ws.mu_o.view(-1), ws.mu_o.view(-1)))
-        return self._products[2] + 0.5 * cones / rho
+        return 0.5 * (self._products[0] + cones / rho)
 
     def primal_and_dual(self, Z: torch.Tensor, ws: Workspace, beta: float,
                         worst: float) -> tuple[float, float, float]:
-        """From ``v'v = w'Kw - 2 w'b + y'y`` and ``v'y = w'b - y'y``."""
-        wKw, wb, _ = self._products
-        yy = self.gram.yy
-        return squared_primal_and_dual(wKw - 2 * wb + yy, wb - yy, Z, beta, worst)
+        """From :meth:`.row_set.LossGram.residual_products` at the last point."""
+        return squared_primal_and_dual(*self._products, Z, beta, worst)
 
 
 def moved_columns(values: torch.Tensor, old: np.ndarray, new: np.ndarray) -> torch.Tensor:

@@ -50,8 +50,8 @@ _STATUS = {
 class ConvexModel:
     """The cvxpy problem of one :class:`Problem`, with handles on its constraints."""
 
-    def __init__(self, problem: Problem):
-        lift = Lifting.from_problem(problem)
+    def __init__(self, problem: Problem, lift: Lifting | None = None):
+        lift = Lifting.from_problem(problem) if lift is None else lift
         self.lift = lift
         d, G, B = problem.d, lift.n_groups, lift.n_blocks
         tile = lambda a: np.concatenate([a, a]).T  # noqa: E731  (n, G) or (n, B)
@@ -174,7 +174,7 @@ class CvxpySolver(Solver):
                           setup_seconds=time.perf_counter() - start,
                           message="z = 0 certified before the solve: max_g ||A_g' grad L(0)|| "
                                   "<= beta", info={"patterns": problem.patterns})
-        model = ConvexModel(problem)
+        model = ConvexModel(problem, lift)
         build = time.perf_counter() - start
         try:
             start = time.perf_counter()

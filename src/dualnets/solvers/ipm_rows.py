@@ -9,18 +9,18 @@ loss over every sample, held as its Gram matrix: with ``w = z_+ - z_-`` (``A = [
 
     1/2 ||A z - y||^2 = 1/2 w'K w - w'b + 1/2 y'y,   K = A_+'A_+,  b = A_+'y
 
-(:class:`.row_set.LossGram`, formed once, in row chunks).  An iteration then costs the fold's Cholesky
-(``G d / 2`` unknowns) and ``|R| (G + B)`` cone rows.  Cutting planes:
+(:class:`.row_set.LossGram`, formed once, in row chunks).  An iteration then costs the
+fold's Cholesky (``G d / 2`` unknowns) and ``|R| (G + B)`` cone rows.  Cutting planes:
 
 1. ``R``: ``row_set.INITIAL_ROWS`` samples drawn at random (seeded);
 2. the restricted program, by :meth:`.ipm.InteriorPoint._iterate` (cold, to the solver's
    tolerances);
-3. every cone row at its ``z``, chunk by chunk (:func:`.row_set.violated_rows`).  If none is violated
-   by more than ``violation_tol`` (relative to ``||y||_inf``), stop: the restricted certificate
-   (the whole loss, the multipliers of ``R`` and zero elsewhere) is the whole program's, the
-   one :func:`dualnets.certificate.certify` recomputes from the returned arrays;
-4. else add the ``row_set.ROWS_PER_CONE`` most violated samples of every violated cone to ``R``, and
-   go to 2.
+3. every cone row at its ``z``, chunk by chunk (:func:`.row_set.violated_rows`).  If none is
+   violated by more than ``violation_tol`` (relative to ``||y||_inf``), stop: the restricted
+   certificate (the whole loss, the multipliers of ``R`` and zero elsewhere) is the whole
+   program's, the one :func:`dualnets.certificate.certify` recomputes from the returned arrays;
+4. else add the ``row_set.ROWS_PER_CONE`` most violated samples of every violated cone to
+   ``R``, and go to 2.
 
 A restricted program has fewer constraints, so its optimum lower-bounds the whole one, and a
 round only ends in a certificate once its point is feasible everywhere.  A round that ends
@@ -69,24 +69,18 @@ class RowNewtonSystem(NewtonSystem):
         ``ws.grad``, leaving the cone values ``U``, ``H`` over ``R`` in ``ws``."""
         ops, half = self.ops, self.G // 2
         ops.cone_values(Z, ws)
-        loss = (self.K @ self.merged(Z) - self.gram.b).view(half, self.d)
+        loss = (self.K @ self.gram.merged(Z) - self.gram.b).view(half, self.d)
         return torch.sub(torch.cat([loss, -loss]), self.cone_adjoint(
             lam_i, lam_o if ops.depth == 3 else None), out=ws.grad)
 
-    def merged(self, Z: torch.Tensor) -> torch.Tensor:
-        """``w = z_+ - z_-``, flattened: the weights of ``A_+`` that give ``A z``."""
-        half = self.G // 2
-        return (Z[:half] - Z[half:]).flatten()
-
     def check(self, Z: torch.Tensor, ws: Workspace, beta: float, y_scale: float) -> Check:
-        """The certificate from ``v'v = w'K w - 2 w'b + y'y`` and ``v'y = w'b - y'y``, with
-        the multipliers and the violation of the rows of ``R`` left in ``ws`` by
+        """The certificate from :meth:`.row_set.LossGram.residual_products`, with the
+        multipliers and the violation of the rows of ``R`` left in ``ws`` by
         :meth:`gradient` at ``Z``."""
-        w = self.merged(Z)
-        wb, yy = float(w @ self.gram.b), self.gram.yy
+        w = self.gram.merged(Z)
+        products = self.gram.residual_products(float(w @ (self.K @ w)), float(w @ self.gram.b))
         worst = float(torch.linalg.vector_norm(ws.grad, dim=1).max())
-        primal, dual, _ = squared_primal_and_dual(float(w @ (self.K @ w)) - 2 * wb + yy,
-                                                  wb - yy, Z, beta, worst)
+        primal, dual, _ = squared_primal_and_dual(*products, Z, beta, worst)
         return Check(primal, relative_gap(primal, dual), self.ops.violation(ws) / y_scale)
 
 

@@ -39,6 +39,17 @@ class LossGram:
             self.b += ((weight * ops.y) @ ops.X).flatten()
         self.yy = float(np.dot(y, y))
 
+    @staticmethod
+    def merged(Z: torch.Tensor) -> torch.Tensor:
+        """``w = z_+ - z_-``, flattened: the weights of ``A_+`` that give ``A z``."""
+        half = Z.shape[0] // 2
+        return (Z[:half] - Z[half:]).flatten()
+
+    def residual_products(self, wKw: float, wb: float) -> tuple[float, float]:
+        """``(v'v, v'y)`` of the residual ``v = A z - y``: ``w'K w - 2 w'b + y'y`` and
+        ``w'b - y'y`` (the loss is ``v'v / 2``)."""
+        return wKw - 2.0 * wb + self.yy, wb - self.yy
+
 
 def chunks(n: int):
     """Slices of at most ``CHUNK_ROWS`` samples covering ``range(n)``."""
